@@ -1,0 +1,64 @@
+"""The one checkpoint module: atomic save, safe load, run folders with a `latest` pointer.
+
+A checkpoint is a dict with at least {"kind", "config", "step"}; "config" is the resolved
+config as plain data, so later commands need only the checkpoint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pvdm_core.atomic import atomic_path, write_text_atomic
+from pvdm_core.config import Config, config_from_dict
+from pvdm_core.errors import BadInputError
+
+LATEST = "latest"  # file in a run folder naming the newest checkpoint
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
+    """Write `state` atomically and point the run folder's `latest` at it."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    write_text_atomic(path.parent / LATEST, path.name + "\n")
+    return path
+
+
+def resolve_checkpoint(run_or_ckpt: str | Path) -> Path:
+    """A checkpoint file, or a run folder (its `latest` pointer, else its newest *.pt)."""
+    p = Path(run_or_ckpt)
+    if p.is_file():
+        return p
+    if p.is_dir():
+        pointer = p / LATEST
+        if pointer.is_file():
+            target = p / pointer.read_text().strip()
+            if target.is_file():
+                return target
+        found = sorted(p.glob("*.pt"), key=lambda f: f.stat().st_mtime)
+        if found:
+            return found[-1]
+        raise BadInputError(f"no checkpoint in run folder {p}")
+    raise BadInputError(f"checkpoint or run folder not found: {p}")
+
+
+def load_checkpoint(run_or_ckpt: str | Path, kind: str | None = None) -> dict[str, Any]:
+    """Load safely (weights_only: no code runs) and check it is the expected kind."""
+    path = resolve_checkpoint(run_or_ckpt)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means a bad file
+        raise BadInputError(f"{path} is not a readable pvdm checkpoint: {e}") from None
+    if not isinstance(state, dict) or "config" not in state or "kind" not in state:
+        raise BadInputError(f"{path} is not a pvdm checkpoint (no config/kind inside)")
+    if kind is not None and state["kind"] != kind:
+        raise BadInputError(f"{path} is a {state['kind']} checkpoint, expected {kind}")
+    state["path"] = str(path)
+    return state
+
+
+def checkpoint_config(state: dict[str, Any]) -> Config:
+    return config_from_dict(state["config"])

@@ -1,0 +1,265 @@
+"""The one config loader: preset < --config FILE.yaml < --set a.b=value.
+
+The schema is plain dataclasses with a comment per field. Every key a file or `--set` names
+must exist in the schema (unknown keys are rejected with the closest valid name) and every
+value must have the field's type, so no setting is ever silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pvdm_core.errors import BadInputError
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "synthetic"  # synthetic | folder | sky | ucf
+    root: str | None = None  # dataset root (not used by synthetic)
+    resolution: int = 32  # frames are center-cropped and resized to resolution x resolution
+    frames: int = 16  # T: frames per clip
+    frame_stride: int = 1  # take every k-th frame of the source video
+    clip_stride: int = 0  # step between clip starts in one video; 0 = one clip per T frames
+    test_fraction: float = 0.1  # folder datasets without an official split: share held out
+    synthetic_train: int = 512  # synthetic dataset: number of training videos
+    synthetic_test: int = 64  # synthetic dataset: number of held-out videos
+    synthetic_seed: int = 0  # synthetic dataset: seed of video 0 (video i uses seed + i)
+    num_workers: int = 0  # DataLoader worker processes
+
+
+@dataclass
+class AEConfig:
+    patch_size: int = 4  # p: non-overlapping p x p patches per frame
+    dim: int = 64  # d: transformer width
+    depth: int = 2  # encoder and decoder layers (each: time attention, space attention, GEGLU)
+    heads: int = 4
+    head_dim: int = 16
+    ff_mult: int = 4  # GEGLU hidden width = ff_mult * dim
+    proj_depth: int = 1  # layers of each axis-projection transformer
+    proj_heads: int = 4
+    proj_head_dim: int = 16
+    proj_mlp_dim: int = 128
+    latent_channels: int = 4  # C of each latent plane
+
+
+@dataclass
+class AETrainConfig:
+    steps: int = 600  # optimizer steps
+    batch_size: int = 8  # global batch per optimizer step (split over grad_accum micro-batches)
+    grad_accum: int = 1  # micro-batches per optimizer step
+    lr: float = 1.0e-3
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.9])
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0  # max gradient norm; 0 disables
+    ema_decay: float = 0.0  # 0 disables the EMA copy
+    l1_weight: float = 4.0
+    perceptual_weight: float = 0.0  # LPIPS-VGG16 on one random frame; needs VGG16 weights
+    disc_start: int = -1  # step at which the GAN phase starts; -1 = never
+    disc_weight: float = 1.0  # generator adversarial loss weight
+    feature_match_weight: float = 4.0  # L1 between discriminator features of real and fake
+    disc_channels: int = 64
+    disc_layers: int = 3
+    disc_lr: float = 1.0e-4
+    divergence_window: int = 200  # steps of held-out PSNR history checked for divergence
+    divergence_tolerance_db: float = 2.0  # PSNR drop (dB) below the best that counts as divergence
+    eval_every: int = 100  # held-out PSNR/SSIM and preview video
+    eval_clips: int = 8  # held-out clips per evaluation
+    ckpt_every: int = 200
+    log_every: int = 10
+
+
+@dataclass
+class UNetConfig:
+    base_channels: int = 32
+    channel_mult: list[int] = field(default_factory=lambda: [1, 2])
+    num_res_blocks: int = 1
+    attn_levels: list[int] = field(default_factory=lambda: [0, 1])  # levels with joint attention
+    heads: int = 4
+    dropout: float = 0.0
+    grad_checkpoint: bool = False  # recompute block activations in backward to save memory
+
+
+@dataclass
+class DiffusionConfig:
+    timesteps: int = 1000
+    beta_start: float = 0.0015  # betas = linspace(sqrt(beta_start), sqrt(beta_end), T)^2
+    beta_end: float = 0.0195
+    cond_prob: float = 0.3  # lambda: share of training examples conditioned on the previous clip
+
+
+@dataclass
+class DiffusionTrainConfig:
+    steps: int = 1500
+    batch_size: int = 16
+    grad_accum: int = 1
+    lr: float = 1.0e-3
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    ema_warmup: int = 100  # EMA decay ramps as min(ema_decay, (1 + step) / (10 + step)) until here
+    sample_every: int = 500  # preview video
+    ckpt_every: int = 500
+    log_every: int = 10
+
+
+@dataclass
+class SampleConfig:
+    sampler: str = "ddim"  # ddim | ddpm | dpm
+    steps: int = 50  # network evaluations (ddpm always uses all timesteps)
+    eta: float = 1.0  # DDIM noise: 1 = the reference's setting, 0 = deterministic
+
+
+@dataclass
+class RunConfig:
+    seed: int = 0
+    amp: str = "auto"  # auto | off | bf16 | fp16
+
+
+@dataclass
+class Config:
+    preset: str = "tiny"
+    run: RunConfig = field(default_factory=RunConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    ae: AEConfig = field(default_factory=AEConfig)
+    ae_train: AETrainConfig = field(default_factory=AETrainConfig)
+    unet: UNetConfig = field(default_factory=UNetConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    diffusion_train: DiffusionTrainConfig = field(default_factory=DiffusionTrainConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def preset_dir() -> Path:
+    return Path(str(resources.files("pvdm_presets")))
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in preset_dir().glob("*.yaml"))
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise BadInputError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise BadInputError(f"{path} is not valid YAML: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise BadInputError(f"{path} must hold a mapping of config keys, not {type(data).__name__}")
+    return data
+
+
+def _closest(name: str, options: list[str]) -> str:
+    match = difflib.get_close_matches(name, options, n=1, cutoff=0.0)
+    return f" (closest valid key: {match[0]})" if match else ""
+
+
+def _check_value(key: str, value: Any, hint: Any) -> Any:
+    """Return value converted to the field type `hint`, or raise naming the key."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        (hint,) = [a for a in args if a is not type(None)]
+        origin = typing.get_origin(hint)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise BadInputError(f"config key {key} must be a list of {item.__name__}, got {value!r}")
+        return [_check_value(f"{key}[{i}]", v, item) for i, v in enumerate(value)]
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float) and isinstance(value, bool) or not isinstance(value, hint):
+        raise BadInputError(f"config key {key} must be {hint.__name__}, got {value!r}")
+    return value
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        full = f"{prefix}{key}"
+        if key not in names:
+            raise BadInputError(f"unknown config key {full}{_closest(key, names)}")
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise BadInputError(f"config key {full} must be a mapping")
+            kwargs[key] = _build(hint, value, f"{full}.")
+        else:
+            kwargs[key] = _check_value(full, value, hint)
+    return cls(**kwargs)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def parse_set(assignment: str) -> dict[str, Any]:
+    """'a.b=value' -> {'a': {'b': value}} with value parsed as YAML ('1e-4' -> 0.0001)."""
+    if "=" not in assignment:
+        raise BadInputError(f"--set expects key=value, got {assignment!r}")
+    key, raw = assignment.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, str):  # YAML 1.1 reads 1e-4 as a string
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    for part in reversed(key.strip().split(".")):
+        value = {part: value}
+    return value
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    return _build(Config, data)
+
+
+def load_config(
+    preset: str | None = "tiny", config_file: Path | None = None, overrides: list[str] = ()
+) -> Config:
+    """Resolve preset < config file < --set overrides into a validated Config."""
+    data: dict[str, Any] = {}
+    if preset is not None:
+        names = preset_names()
+        if preset not in names:
+            raise BadInputError(f"unknown preset {preset!r}{_closest(preset, names).replace('key', 'preset')}")
+        data = read_yaml(preset_dir() / f"{preset}.yaml")
+        data["preset"] = preset
+    if config_file is not None:
+        data = _merge(data, read_yaml(Path(config_file)))
+    for assignment in overrides:
+        data = _merge(data, parse_set(assignment))
+    return config_from_dict(data)
+
+
+def config_hash(section: Any) -> str:
+    """Short stable hash of a config section (e.g. the AE architecture) to match artifacts."""
+    blob = json.dumps(dataclasses.asdict(section), sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]

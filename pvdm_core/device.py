@@ -1,0 +1,75 @@
+"""The one device helper: pick CUDA > MPS > CPU, choose the AMP dtype, say why."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+
+from pvdm_core.errors import BadInputError
+
+
+@dataclass(frozen=True)
+class DeviceChoice:
+    device: torch.device
+    reason: str
+    amp_dtype: torch.dtype | None  # None = full fp32
+    needs_grad_scaler: bool  # fp16 autocast needs loss scaling; bf16 does not
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps and mps.is_available())
+
+
+def pick_device(requested: str | None = None) -> tuple[torch.device, str]:
+    """Resolve `--device` (None/'auto' = CUDA, else MPS, else CPU) into a device and a reason."""
+    if requested in (None, "", "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda"), f"CUDA available ({torch.cuda.get_device_name(0)})"
+        if _mps_available():
+            return torch.device("mps"), "Apple MPS available, no CUDA"
+        return torch.device("cpu"), "no CUDA or MPS device found"
+    try:
+        device = torch.device(requested)
+    except RuntimeError:
+        raise BadInputError(f"unknown device {requested!r} (use auto, cpu, cuda, cuda:N or mps)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BadInputError(f"--device {requested} asked for CUDA, but torch sees no CUDA device")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise BadInputError(f"--device {requested}: only {torch.cuda.device_count()} CUDA device(s)")
+    if device.type == "mps" and not _mps_available():
+        raise BadInputError(f"--device {requested} asked for MPS, which is not available here")
+    return device, "chosen with --device"
+
+
+def amp_dtype_for(device: torch.device, amp: str = "auto") -> torch.dtype | None:
+    """auto: bf16 on GPUs that support it, fp16 on older CUDA GPUs, off on CPU and MPS."""
+    if amp == "off":
+        return None
+    if amp == "bf16":
+        return torch.bfloat16
+    if amp == "fp16":
+        return torch.float16
+    if amp != "auto":
+        raise BadInputError(f"run.amp must be auto, off, bf16 or fp16, not {amp!r}")
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return None
+
+
+def choose_device(requested: str | None = None, amp: str = "auto") -> DeviceChoice:
+    device, reason = pick_device(requested)
+    dtype = amp_dtype_for(device, amp)
+    if device.type == "cuda":
+        # TF32 matmuls: ~same accuracy for training, several times the fp32 throughput.
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return DeviceChoice(device, reason, dtype, dtype == torch.float16 and device.type == "cuda")
+
+
+def autocast(choice: DeviceChoice) -> contextlib.AbstractContextManager:
+    if choice.amp_dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=choice.device.type, dtype=choice.amp_dtype)
