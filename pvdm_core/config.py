@@ -30,7 +30,6 @@ class DataConfig:
     resolution: int = 32  # frames are center-cropped and resized to resolution x resolution
     frames: int = 16  # T: frames per clip
     frame_stride: int = 1  # take every k-th frame of the source video
-    clip_stride: int = 0  # step between clip starts in one video; 0 = one clip per T frames
     test_fraction: float = 0.1  # folder datasets without an official split: share held out
     synthetic_train: int = 512  # synthetic dataset: number of training videos
     synthetic_test: int = 64  # synthetic dataset: number of held-out videos

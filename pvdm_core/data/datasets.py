@@ -1,0 +1,133 @@
+"""Datasets of clips: any folder of videos, SkyTimelapse, UCF-101 and the synthetic set.
+
+Every dataset yields float clips (3, T, R, R) in [-1, 1]. Splits are honest: the test split
+never shares a video with train (official lists where they exist, else a stable hash of the
+relative path, so adding files never moves old ones between splits).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from pvdm_core.config import DataConfig
+from pvdm_core.data.synthetic import SyntheticVideoDataset
+from pvdm_core.errors import BadInputError
+from pvdm_core.video_io import count_frames, find_videos, load_clip
+
+SYNTHETIC_TEST_OFFSET = 1_000_000  # test seeds start here: never overlap the train seeds
+
+
+class VideoClipDataset(Dataset):
+    """One clip per video per epoch: a random window in train, the first window in test.
+
+    Unreadable or too-short videos are skipped (the next video is used), counted in
+    `self.skipped` and reported on stderr; with strict=True they raise BadInputError.
+    """
+
+    def __init__(self, videos: list[Path], frames: int, frame_stride: int, resolution: int,
+                 random_clip: bool, seed: int = 0, strict: bool = False):
+        if not videos:
+            raise BadInputError("dataset is empty: no videos or frame folders found")
+        self.videos, self.frames, self.frame_stride, self.resolution = videos, frames, frame_stride, resolution
+        self.random_clip, self.seed, self.strict = random_clip, seed, strict
+        self.skipped: dict[str, str] = {}
+        self._lengths: dict[int, int] = {}
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def name(self, i: int) -> str:
+        return str(self.videos[i])
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch  # random clip choice differs per epoch, reproducibly
+
+    def _clip(self, i: int) -> torch.Tensor:
+        path = self.videos[i]
+        if i not in self._lengths:
+            self._lengths[i] = count_frames(path)
+        span = (self.frames - 1) * self.frame_stride + 1
+        if self._lengths[i] < span:
+            raise BadInputError(f"{path}: too short: needs {span} frames, has {self._lengths[i]}")
+        start = 0
+        if self.random_clip:
+            g = torch.Generator().manual_seed(hash((self.seed, self.epoch, i)) & 0x7FFFFFFF)
+            start = int(torch.randint(0, self._lengths[i] - span + 1, (1,), generator=g))
+        return load_clip(path, start, self.frames, self.frame_stride, self.resolution)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        for k in range(len(self.videos)):
+            j = (i + k) % len(self.videos)
+            try:
+                return self._clip(j)
+            except BadInputError as e:
+                if self.strict:
+                    raise
+                if str(self.videos[j]) not in self.skipped:
+                    self.skipped[str(self.videos[j])] = str(e)
+                    print(f"pvdm: skipping unreadable video: {e}", file=sys.stderr)
+        raise BadInputError("no readable video in the dataset")
+
+
+def _hash_split(videos: list[Path], root: Path, test_fraction: float, split: str) -> list[Path]:
+    def is_test(p: Path) -> bool:
+        digest = hashlib.sha1(str(p.relative_to(root)).encode()).digest()
+        return int.from_bytes(digest[:4], "big") / 2**32 < test_fraction
+
+    return [p for p in videos if is_test(p) == (split == "test")]
+
+
+def _ucf_split(root: Path, split: str, test_fraction: float) -> list[Path]:
+    videos = [p for p in find_videos(root) if p.suffix.lower() == ".avi"]
+    for lists in (root / "ucfTrainTestlist", root.parent / "ucfTrainTestlist"):
+        listfile = lists / f"{'trainlist' if split == 'train' else 'testlist'}01.txt"
+        if listfile.is_file():
+            names = {line.split()[0].split("/")[-1] for line in listfile.read_text().splitlines() if line.strip()}
+            return [p for p in videos if p.name in names]
+    return _hash_split(videos, root, test_fraction, split)
+
+
+def video_paths(cfg: DataConfig, split: str) -> list[Path]:
+    """The videos (files or frame folders) of one split of a folder-based dataset."""
+    if cfg.root is None:
+        raise BadInputError(f"dataset {cfg.dataset!r} needs a location: pass --data PATH")
+    root = Path(cfg.root)
+    if not root.exists():
+        raise BadInputError(f"dataset root not found: {root}")
+    if cfg.dataset == "ucf":
+        videos = _ucf_split(root, split, cfg.test_fraction)
+    elif cfg.dataset == "sky":
+        split_dir = root / split
+        if not split_dir.is_dir():
+            raise BadInputError(f"SkyTimelapse layout expects {split_dir}/<video>/<clip>/*.jpg")
+        videos = find_videos(split_dir)
+    elif cfg.dataset == "folder":
+        if (root / "train").is_dir() and (root / "test").is_dir():
+            videos = find_videos(root / split)
+        else:
+            videos = _hash_split(find_videos(root), root, cfg.test_fraction, split)
+    else:
+        raise BadInputError(f"unknown dataset {cfg.dataset!r} (synthetic, folder, sky or ucf)")
+    if not videos:
+        raise BadInputError(f"no {split} videos found for dataset {cfg.dataset!r} under {root}")
+    return videos
+
+
+def build_dataset(cfg: DataConfig, split: str = "train", frames: int | None = None,
+                  seed: int = 0, strict: bool = False) -> Dataset:
+    """Clips of `frames` frames (default cfg.frames; 2T for conditional diffusion training)."""
+    if split not in ("train", "test"):
+        raise ValueError(split)
+    frames = frames or cfg.frames
+    if cfg.dataset == "synthetic":
+        count = cfg.synthetic_train if split == "train" else cfg.synthetic_test
+        first = cfg.synthetic_seed + (0 if split == "train" else SYNTHETIC_TEST_OFFSET)
+        return SyntheticVideoDataset(count, first, frames, cfg.resolution)
+    return VideoClipDataset(video_paths(cfg, split), frames, cfg.frame_stride, cfg.resolution,
+                            random_clip=split == "train", seed=seed, strict=strict)

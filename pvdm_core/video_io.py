@@ -1,0 +1,246 @@
+"""The one video I/O module: read files and frame folders, preprocess clips, write videos.
+
+Decoding goes through imageio-ffmpeg (a static ffmpeg ships in its wheel), GIFs and frame
+images through Pillow (via imageio). Frames in memory are uint8 arrays (T, H, W, 3); model
+tensors are float (3, T, H, W) in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import imageio.v3 as iio
+import imageio_ffmpeg
+import numpy as np
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+from pvdm_core.atomic import atomic_path
+from pvdm_core.errors import BadInputError
+
+VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".gif"}
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+FFMPEG_WRITE_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+
+
+def natural_key(path: Path) -> list:
+    """Sort 'frame2.png' before 'frame10.png'."""
+    return [int(s) if s.isdigit() else s.lower() for s in re.split(r"(\d+)", path.name)]
+
+
+def frame_files(folder: Path) -> list[Path]:
+    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS), key=natural_key)
+
+
+def is_video_file(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in VIDEO_EXTS
+
+
+def is_frame_folder(path: Path) -> bool:
+    return path.is_dir() and any(p.suffix.lower() in IMAGE_EXTS for p in path.iterdir())
+
+
+def find_videos(root: Path) -> list[Path]:
+    """All video files and frame folders under root (recursive), naturally sorted."""
+    root = Path(root)
+    if is_video_file(root) or is_frame_folder(root):
+        return [root]
+    if not root.is_dir():
+        raise BadInputError(f"not found: {root}")
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        d = Path(dirpath)
+        dirnames.sort()
+        if any(Path(f).suffix.lower() in IMAGE_EXTS for f in filenames):
+            found.append(d)  # a frame folder is one video; its subfolders are not searched
+            dirnames.clear()
+            continue
+        found += [d / f for f in filenames if Path(f).suffix.lower() in VIDEO_EXTS]
+    return sorted(found, key=lambda p: [natural_key(Path(part)) for part in p.parts])
+
+
+def _rgb(frame: np.ndarray) -> np.ndarray:
+    if frame.ndim == 2:
+        frame = np.repeat(frame[..., None], 3, axis=-1)
+    if frame.shape[-1] == 4:
+        frame = frame[..., :3]
+    return np.ascontiguousarray(frame.astype(np.uint8, copy=False))
+
+
+def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
+    """Yield (H, W, 3) uint8 frames of a video file or a frame folder, decoding lazily."""
+    path = Path(path)
+    if not path.exists():
+        raise BadInputError(f"video not found: {path}")
+    try:
+        if path.is_dir():
+            files = frame_files(path)
+            if not files:
+                raise BadInputError(f"{path}: folder holds no frame images ({', '.join(sorted(IMAGE_EXTS))})")
+            for f in files:
+                yield _rgb(iio.imread(f))
+        elif path.suffix.lower() == ".gif":
+            for frame in iio.imiter(path):
+                yield _rgb(frame)
+        else:
+            if path.stat().st_size == 0:
+                raise BadInputError(f"{path}: empty file")
+            gen = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
+            meta = next(gen)
+            w, h = meta["size"]
+            for raw in gen:
+                yield np.frombuffer(raw, np.uint8).reshape(h, w, 3)
+    except BadInputError:
+        raise
+    except (OSError, RuntimeError, ValueError, StopIteration) as e:
+        reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        raise BadInputError(f"{path}: cannot decode video ({reason[:200]})") from None
+
+
+def read_video(path: str | Path, start: int = 0, num_frames: int | None = None, step: int = 1) -> np.ndarray:
+    """Frames start, start+step, ... (num_frames of them, or all) as (T, H, W, 3) uint8."""
+    path = Path(path)
+    stop = None if num_frames is None else start + (num_frames - 1) * step + 1
+    frames = []
+    for i, frame in enumerate(iter_frames(path)):
+        if stop is not None and i >= stop:
+            break
+        if i >= start and (i - start) % step == 0:
+            frames.append(frame.copy())
+    if not frames:
+        raise BadInputError(f"{path}: no frames decoded (empty or corrupt video)")
+    if num_frames is not None and len(frames) < num_frames:
+        raise BadInputError(
+            f"{path}: too short: needs {num_frames} frames (start {start}, step {step}), has {len(frames)}"
+        )
+    return np.stack(frames)
+
+
+def count_frames(path: str | Path) -> int:
+    """Number of frames (decodes the file: exact, unlike container metadata)."""
+    path = Path(path)
+    if path.is_dir():
+        return len(frame_files(path))
+    if path.suffix.lower() == ".gif":
+        return sum(1 for _ in iter_frames(path))
+    try:
+        n, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
+    except (OSError, RuntimeError, ValueError) as e:
+        raise BadInputError(f"{path}: cannot decode video ({str(e).strip()[:200]})") from None
+    if n == 0:
+        raise BadInputError(f"{path}: no frames decoded (empty or corrupt video)")
+    return n
+
+
+def to_float(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 (T, H, W, 3) -> float (3, T, H, W) in [-1, 1]."""
+    x = torch.as_tensor(frames)
+    return rearrange(x, "t h w c -> c t h w").float() / 127.5 - 1.0
+
+
+def to_uint8(video: torch.Tensor) -> np.ndarray:
+    """float (3, T, H, W) in [-1, 1] -> uint8 (T, H, W, 3)."""
+    x = ((video.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return rearrange(x, "c t h w -> t h w c").cpu().numpy()
+
+
+def center_crop_resize(frames: np.ndarray, size: int) -> np.ndarray:
+    """Center-crop (T, H, W, 3) uint8 to a square, bilinear-resize it to size x size."""
+    t, h, w, _ = frames.shape
+    s = min(h, w)
+    top, left = (h - s) // 2, (w - s) // 2
+    x = torch.from_numpy(np.ascontiguousarray(frames[:, top : top + s, left : left + s]))
+    if s != size:
+        x = rearrange(x, "t h w c -> t c h w").float()
+        # antialias: downscaling UCF/Sky frames without it aliases fine texture.
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        x = rearrange(x.round().clamp(0, 255).to(torch.uint8), "t c h w -> t h w c")
+    return x.numpy()
+
+
+def load_clip(path: str | Path, start: int, frames: int, step: int, resolution: int) -> torch.Tensor:
+    """Read one clip and preprocess it as the datasets do: (3, T, R, R) float in [-1, 1]."""
+    return to_float(center_crop_resize(read_video(path, start, frames, step), resolution))
+
+
+def _even(frame: np.ndarray) -> np.ndarray:
+    """H.264 with yuv420p needs even sizes: pad by repeating the last row/column."""
+    h, w, _ = frame.shape
+    if h % 2 or w % 2:
+        frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    return frame
+
+
+def output_format(path: str | Path, fmt: str | None = None) -> str:
+    """mp4 | gif | npz | frames, from --format or the path's extension (none = frames folder)."""
+    if fmt:
+        if fmt not in ("mp4", "gif", "npz", "frames"):
+            raise BadInputError(f"unknown video format {fmt!r} (mp4, gif, npz or frames)")
+        return fmt
+    suffix = Path(path).suffix.lower()
+    if suffix in FFMPEG_WRITE_EXTS:
+        return "mp4"
+    if suffix in (".gif", ".npz"):
+        return suffix[1:]
+    if suffix == "":
+        return "frames"
+    raise BadInputError(f"cannot write video with extension {suffix!r} (use .mp4, .gif, .npz or a folder)")
+
+
+def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float = 8.0, fmt: str | None = None) -> Path:
+    """Write (H, W, 3) uint8 frames, streamed, to mp4 (H.264, yuv420p), gif, npz or a folder.
+
+    Written to a temp name and renamed at the end, so a failure leaves no half file and keeps
+    whatever was at `path` before.
+    """
+    path = Path(path)
+    fmt = output_format(path, fmt)
+    it = iter(frames)
+    if fmt == "frames":
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        n = 0
+        for n, frame in enumerate(it, 1):
+            iio.imwrite(tmp / f"{n - 1:05d}.png", _rgb(frame))
+        if n == 0:
+            shutil.rmtree(tmp)
+            raise BadInputError(f"{path}: no frames to write")
+        if path.exists():
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        os.replace(tmp, path)
+        return path
+    with atomic_path(path) as tmp:
+        if fmt == "mp4":
+            first = next(it, None)
+            if first is None:
+                raise BadInputError(f"{path}: no frames to write")
+            first = _even(_rgb(first))
+            h, w, _ = first.shape
+            writer = imageio_ffmpeg.write_frames(
+                str(tmp), (w, h), fps=fps, codec="libx264", pix_fmt_out="yuv420p",
+                quality=None, output_params=["-crf", "17"], macro_block_size=1,
+                ffmpeg_log_level="error",
+            )
+            writer.send(None)
+            try:
+                writer.send(first)
+                for frame in it:
+                    writer.send(np.ascontiguousarray(_even(_rgb(frame))))
+            finally:
+                writer.close()
+        else:
+            frames_list = [_rgb(f) for f in it]  # gif and npz are written whole
+            if not frames_list:
+                raise BadInputError(f"{path}: no frames to write")
+            video = np.stack(frames_list)
+            if fmt == "gif":
+                iio.imwrite(tmp, video, extension=".gif", duration=1000 / fps, loop=0)
+            else:
+                np.savez_compressed(tmp, video=video)
+    return path
