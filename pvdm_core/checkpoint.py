@@ -18,12 +18,13 @@ from pvdm_core.errors import BadInputError
 LATEST = "latest"  # file in a run folder naming the newest checkpoint
 
 
-def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
-    """Write `state` atomically and point the run folder's `latest` at it."""
+def save_checkpoint(path: Path, state: dict[str, Any], point_latest: bool = True) -> Path:
+    """Write `state` atomically and (by default) point the run folder's `latest` at it."""
     path = Path(path)
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
-    write_text_atomic(path.parent / LATEST, path.name + "\n")
+    if point_latest:
+        write_text_atomic(path.parent / LATEST, path.name + "\n")
     return path
 
 

@@ -262,3 +262,19 @@ def config_hash(section: Any) -> str:
     """Short stable hash of a config section (e.g. the AE architecture) to match artifacts."""
     blob = json.dumps(dataclasses.asdict(section), sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def resolve_config(preset: str | None, config_file: Path | None, overrides: list[str] | None,
+                   data: str | Path | None = None, section: str | None = None, **fields: Any) -> Config:
+    """load_config plus the CLI shortcuts: --data PATH and per-section options like --steps.
+
+    `--data` on a synthetic preset switches it to a plain folder dataset.
+    """
+    sets = list(overrides or [])
+    sets += [f"{section}.{k}={v}" for k, v in fields.items() if v is not None]
+    cfg = load_config(preset, config_file, sets)
+    if data is not None:
+        if cfg.data.dataset == "synthetic":
+            cfg.data.dataset = "folder"
+        cfg.data.root = str(data)
+    return cfg

@@ -20,7 +20,6 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from pvdm_core.atomic import atomic_path
 from pvdm_core.errors import BadInputError
 
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".gif"}
@@ -192,55 +191,83 @@ def output_format(path: str | Path, fmt: str | None = None) -> str:
     raise BadInputError(f"cannot write video with extension {suffix!r} (use .mp4, .gif, .npz or a folder)")
 
 
-def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float = 8.0, fmt: str | None = None) -> Path:
-    """Write (H, W, 3) uint8 frames, streamed, to mp4 (H.264, yuv420p), gif, npz or a folder.
+class VideoWriter:
+    """Streaming writer of (H, W, 3) uint8 frames to mp4 (H.264, yuv420p), gif, npz or a folder.
 
-    Written to a temp name and renamed at the end, so a failure leaves no half file and keeps
-    whatever was at `path` before.
+    Frames go to a temp name that is renamed over `path` on close(), so a failure leaves no
+    half file and keeps whatever was at `path` before. mp4 and frame folders stream frame by
+    frame; gif and npz are written whole at close().
     """
-    path = Path(path)
-    fmt = output_format(path, fmt)
-    it = iter(frames)
-    if fmt == "frames":
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        n = 0
-        for n, frame in enumerate(it, 1):
-            iio.imwrite(tmp / f"{n - 1:05d}.png", _rgb(frame))
-        if n == 0:
-            shutil.rmtree(tmp)
-            raise BadInputError(f"{path}: no frames to write")
-        if path.exists():
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-        os.replace(tmp, path)
-        return path
-    with atomic_path(path) as tmp:
-        if fmt == "mp4":
-            first = next(it, None)
-            if first is None:
-                raise BadInputError(f"{path}: no frames to write")
-            first = _even(_rgb(first))
-            h, w, _ = first.shape
-            writer = imageio_ffmpeg.write_frames(
-                str(tmp), (w, h), fps=fps, codec="libx264", pix_fmt_out="yuv420p",
-                quality=None, output_params=["-crf", "17"], macro_block_size=1,
-                ffmpeg_log_level="error",
-            )
-            writer.send(None)
-            try:
-                writer.send(first)
-                for frame in it:
-                    writer.send(np.ascontiguousarray(_even(_rgb(frame))))
-            finally:
-                writer.close()
+
+    def __init__(self, path: str | Path, fps: float = 8.0, fmt: str | None = None):
+        self.path, self.fps = Path(path), fps
+        self.fmt = output_format(self.path, fmt)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.path.with_name(f".{self.path.stem}.tmp{os.getpid()}{self.path.suffix}")
+        self.count = 0
+        self._frames: list[np.ndarray] = []
+        self._ffmpeg = None
+        if self.fmt == "frames":
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp.mkdir()
+
+    def append(self, frame: np.ndarray) -> None:
+        frame = _rgb(frame)
+        if self.fmt == "mp4":
+            frame = _even(frame)
+            if self._ffmpeg is None:
+                h, w, _ = frame.shape
+                self._ffmpeg = imageio_ffmpeg.write_frames(
+                    str(self.tmp), (w, h), fps=self.fps, codec="libx264", pix_fmt_out="yuv420p",
+                    quality=None, output_params=["-crf", "17"], macro_block_size=1, ffmpeg_log_level="error")
+                self._ffmpeg.send(None)
+            self._ffmpeg.send(np.ascontiguousarray(frame))
+        elif self.fmt == "frames":
+            iio.imwrite(self.tmp / f"{self.count:05d}.png", frame)
         else:
-            frames_list = [_rgb(f) for f in it]  # gif and npz are written whole
-            if not frames_list:
-                raise BadInputError(f"{path}: no frames to write")
-            video = np.stack(frames_list)
-            if fmt == "gif":
-                iio.imwrite(tmp, video, extension=".gif", duration=1000 / fps, loop=0)
-            else:
-                np.savez_compressed(tmp, video=video)
-    return path
+            self._frames.append(frame)
+        self.count += 1
+
+    def close(self) -> Path:
+        if self._ffmpeg is not None:
+            self._ffmpeg.close()
+        if self.count == 0:
+            self.abort()
+            raise BadInputError(f"{self.path}: no frames to write")
+        if self.fmt == "gif":
+            iio.imwrite(self.tmp, np.stack(self._frames), extension=".gif", duration=1000 / self.fps, loop=0)
+        elif self.fmt == "npz":
+            np.savez_compressed(self.tmp, video=np.stack(self._frames))
+        if self.fmt == "frames" and self.path.is_dir():
+            shutil.rmtree(self.path)
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        if self._ffmpeg is not None:
+            try:
+                self._ffmpeg.close()
+            except Exception:  # noqa: BLE001 - already failing; the temp file goes either way
+                pass
+            self._ffmpeg = None
+        if self.tmp.is_dir():
+            shutil.rmtree(self.tmp)
+        elif self.tmp.exists():
+            self.tmp.unlink()
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float = 8.0, fmt: str | None = None) -> Path:
+    """Write (H, W, 3) uint8 frames (streamed) with VideoWriter; returns the path."""
+    with VideoWriter(path, fps, fmt) as writer:
+        for frame in frames:
+            writer.append(frame)
+    return writer.path

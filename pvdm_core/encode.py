@@ -1,0 +1,221 @@
+"""`pvdm encode`: videos -> the three latent planes, cached for diffusion training.
+
+A latents file (.npz) holds, for N clips: z_s (N, C, h, w), z_h (N, C, T, w), z_w (N, C, T, h)
+(float16 by default), `source` (N,) the video path, `start` (N,) the clip's first frame, and
+scalars `ae_hash` (identity of the AE weights), `frames`, `frame_stride`, `resolution`.
+A folder of latents is shards `latents-00000.npz`, ... of the same form.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pvdm_core.atomic import atomic_path
+from pvdm_core.checkpoint import checkpoint_config, load_checkpoint
+from pvdm_core.config import Config
+from pvdm_core.device import DeviceChoice, autocast
+from pvdm_core.errors import BadInputError
+from pvdm_core.models.autoencoder import Latents, ProjectedAutoencoder
+from pvdm_core.video_io import center_crop_resize, find_videos, read_video, to_float, to_uint8, write_video
+
+SHARD_CLIPS = 4096
+
+
+@dataclass
+class LoadedAE:
+    model: ProjectedAutoencoder
+    cfg: Config
+    ae_hash: str  # sha256 prefix of the weights: latents from another AE are refused
+    path: str
+
+
+def weights_hash(state_dict: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(state_dict):
+        h.update(name.encode())
+        h.update(state_dict[name].detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def load_autoencoder(run_or_ckpt: str | Path, device: torch.device) -> LoadedAE:
+    """The AE of a train-ae run or checkpoint, EMA weights when the run kept them, in eval mode."""
+    from pvdm_core.train_ae import KIND, build_autoencoder
+
+    state = load_checkpoint(run_or_ckpt, KIND)
+    cfg = checkpoint_config(state)
+    weights = state.get("ema") or state["model"]
+    model = build_autoencoder(cfg)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as e:
+        raise BadInputError(f"{state['path']} does not match the autoencoder its config describes "
+                            f"(written by another pvdm version?): {str(e).splitlines()[0]}") from None
+    return LoadedAE(model.to(device).eval().requires_grad_(False), cfg, weights_hash(weights), state["path"])
+
+
+def clip_starts(num_frames: int, frames: int, clips: str, stride: int) -> list[int]:
+    """Start positions (in sampled frames) for --clips first|all|N with --stride."""
+    last = num_frames - frames
+    if last < 0:
+        return []
+    starts = list(range(0, last + 1, stride))
+    if clips == "first":
+        return starts[:1]
+    if clips == "all":
+        return starts
+    if clips.isdigit() and int(clips) > 0:
+        return starts[: int(clips)]
+    raise BadInputError(f"--clips must be first, all or a positive number, not {clips!r}")
+
+
+def iter_clips(videos: list[Path], frames: int, frame_stride: int, resolution: int, clips: str, stride: int,
+               strict: bool, skipped: dict[str, str]) -> Iterator[tuple[str, int, torch.Tensor]]:
+    """(source, start frame, clip (3, T, R, R)) for every selected clip of every video."""
+    for path in videos:
+        try:
+            video = read_video(path, step=frame_stride)
+            starts = clip_starts(len(video), frames, clips, stride)
+            if not starts:
+                raise BadInputError(f"{path}: too short: needs {frames} frames (stride {frame_stride}), has {len(video)}")
+        except BadInputError as e:
+            if strict:
+                raise
+            skipped[str(path)] = str(e)
+            continue
+        for s in starts:
+            yield str(path), s * frame_stride, to_float(center_crop_resize(video[s : s + frames], resolution))
+
+
+def expand_inputs(inputs: list[str], read_stdin: Callable[[], list[str]]) -> list[Path]:
+    """Video files, frame folders, dataset roots (searched recursively) and '-' for stdin paths."""
+    out: list[Path] = []
+    for item in inputs:
+        names = read_stdin() if item == "-" else [item]
+        for name in names:
+            out += find_videos(Path(name))
+    if not out:
+        raise BadInputError("no videos found in the inputs")
+    return out
+
+
+def _save_shard(path: Path, planes: list[Latents], sources: list[str], starts: list[int], meta: dict, dtype: str) -> None:
+    z = Latents.cat(planes)
+    arrays = {name: getattr(z, name).cpu().numpy().astype(dtype) for name in Latents._fields}
+    with atomic_path(path) as tmp:
+        np.savez(tmp, **arrays, source=np.array(sources), start=np.array(starts, dtype=np.int64),
+                 **{k: np.array(v) for k, v in meta.items()})
+
+
+@torch.no_grad()
+def encode_videos(ae: LoadedAE, videos: list[Path], out: Path, device: DeviceChoice, clips: str = "all",
+                  stride: int | None = None, batch_size: int = 16, dtype: str = "float16",
+                  reconstruct: Path | None = None, strict: bool = False,
+                  on_clip: Callable[[], None] | None = None) -> dict:
+    """Encode every selected clip; write one .npz (out ends in .npz) or shards in a folder."""
+    if dtype not in ("float16", "float32"):
+        raise BadInputError(f"--dtype must be float16 or float32, not {dtype!r}")
+    d = ae.cfg.data
+    stride = stride or d.frames  # non-overlapping consecutive clips: pairs for conditional training
+    meta = {"ae_hash": ae.ae_hash, "frames": d.frames, "frame_stride": d.frame_stride, "resolution": d.resolution}
+    single = out.suffix == ".npz"
+    skipped: dict[str, str] = {}
+    shard: list[Latents] = []
+    sources: list[str] = []
+    starts: list[int] = []
+    written: list[str] = []
+    total = 0
+    batch: list[tuple[str, int, torch.Tensor]] = []
+
+    def flush_batch() -> None:
+        nonlocal total
+        x = torch.stack([c for _, _, c in batch]).to(device.device)
+        with autocast(device):
+            z = ae.model.encode(x).float()
+        shard.append(z.to("cpu"))
+        sources.extend(s for s, _, _ in batch)
+        starts.extend(s for _, s, _ in batch)
+        if reconstruct is not None:
+            with autocast(device):
+                recon = ae.model.decode(z).float().cpu()
+            for (src, st, _), video in zip(batch, recon):
+                write_video(reconstruct / f"{Path(src).stem}_{st:06d}.mp4", to_uint8(video))
+        total += len(batch)
+        batch.clear()
+
+    def flush_shard() -> None:
+        if not shard:
+            return
+        path = out if single else out / f"latents-{len(written):05d}.npz"
+        _save_shard(path, shard, sources, starts, meta, dtype)
+        written.append(str(path))
+        shard.clear(), sources.clear(), starts.clear()
+
+    for item in iter_clips(videos, d.frames, d.frame_stride, d.resolution, clips, stride, strict, skipped):
+        batch.append(item)
+        if on_clip:
+            on_clip()
+        if len(batch) == batch_size:
+            flush_batch()
+            if not single and len(sources) >= SHARD_CLIPS:
+                flush_shard()
+    if batch:
+        flush_batch()
+    if total == 0:
+        raise BadInputError(f"no clip of {d.frames} frames could be read from the inputs ({len(skipped)} skipped)")
+    flush_shard()
+    shapes = ae.model.latent_shapes()
+    return {"output": str(out), "files": written, "clips": total, "videos": len(videos) - len(skipped),
+            "skipped_videos": len(skipped), "skipped": skipped, "ae_hash": ae.ae_hash,
+            "latent_shapes": {k: list(v) for k, v in shapes.items()}, "dtype": dtype}
+
+
+@dataclass
+class LatentSet:
+    """All clips of a latents file or folder, as float32 tensors in memory."""
+
+    z: Latents
+    source: np.ndarray
+    start: np.ndarray
+    ae_hash: str
+    frames: int
+    frame_stride: int
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def next_clip_index(self) -> np.ndarray:
+        """For each clip, the index of the clip that follows it in the same video, or -1."""
+        key = {(s, int(st)): i for i, (s, st) in enumerate(zip(self.source, self.start))}
+        step = self.frames * self.frame_stride
+        return np.array([key.get((s, int(st) + step), -1) for s, st in zip(self.source, self.start)])
+
+
+def load_latents(path: str | Path, expect_ae_hash: str | None = None) -> LatentSet:
+    path = Path(path)
+    files = sorted(path.glob("latents-*.npz")) if path.is_dir() else [path]
+    if not files or not files[0].is_file():
+        raise BadInputError(f"no latents found at {path} (write them with `pvdm encode`)")
+    parts, sources, starts, meta = [], [], [], None
+    for f in files:
+        try:
+            with np.load(f, allow_pickle=False) as data:
+                m = {k: data[k].item() for k in ("ae_hash", "frames", "frame_stride")}
+                parts.append(Latents(*(torch.from_numpy(data[k].astype(np.float32)) for k in Latents._fields)))
+                sources.append(data["source"])
+                starts.append(data["start"])
+        except (OSError, KeyError, ValueError) as e:
+            raise BadInputError(f"{f} is not a pvdm latents file ({e})") from None
+        if meta is not None and m != meta:
+            raise BadInputError(f"{f} was written by another autoencoder than {files[0]}")
+        meta = m
+    if expect_ae_hash is not None and meta["ae_hash"] != expect_ae_hash:
+        raise BadInputError(f"latents at {path} come from another autoencoder (ae_hash {meta['ae_hash']}, "
+                            f"expected {expect_ae_hash}); re-encode them with this --ae")
+    return LatentSet(Latents.cat(parts), np.concatenate(sources), np.concatenate(starts), str(meta["ae_hash"]),
+                     int(meta["frames"]), int(meta["frame_stride"]))

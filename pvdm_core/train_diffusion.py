@@ -1,0 +1,210 @@
+"""Stage 2: train the latent diffusion UNet (`pvdm train-diffusion`), one loop top to bottom.
+
+Data are latents: from `pvdm encode` (--latents, the fast path) or, without it, the AE's
+training split encoded once at start-up (one 2T-frame window per video, split into two
+consecutive clips). Joint training (spec §2): with probability lambda = cond_prob an example
+predicts clip k+1's noise conditioned on clip k's clean latents, else unconditionally; only
+clips whose predecessor is in the data can be conditioned.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader
+
+from pvdm_core import distributed as dist
+from pvdm_core.checkpoint import load_checkpoint, save_checkpoint
+from pvdm_core.config import Config
+from pvdm_core.data.datasets import build_dataset
+from pvdm_core.device import DeviceChoice, autocast
+from pvdm_core.diffusion import NoiseSchedule, diffusion_loss, draw_cond_mask, draw_timesteps
+from pvdm_core.encode import LatentSet, LoadedAE, load_latents
+from pvdm_core.errors import BadInputError, PvdmError
+from pvdm_core.models.autoencoder import Latents
+from pvdm_core.progress import log, progress_bar
+from pvdm_core.runs import MetricsLog
+from pvdm_core.sample import KIND, LoadedDiffusion, SamplerOptions, build_unet, sample_videos
+from pvdm_core.train_ae import micro_batches
+from pvdm_core.training import EMA, StepBatchSampler, StopRequest, step_generator, unwrap
+
+
+@dataclass
+class DiffusionTrainOptions:
+    run_dir: Path
+    device: DeviceChoice
+    ae: LoadedAE
+    latents: Path | None = None
+    max_time: float | None = None  # seconds
+    strict: bool = False
+
+
+class LatentPairs(torch.utils.data.Dataset):
+    """Item i: (z of clip i, z of its predecessor or zeros, has_predecessor)."""
+
+    def __init__(self, latents: LatentSet):
+        self.z = latents.z
+        nxt = latents.next_clip_index()
+        self.prev = np.full(len(latents), -1)
+        self.prev[nxt[nxt >= 0]] = np.nonzero(nxt >= 0)[0]
+
+    def __len__(self) -> int:
+        return len(self.prev)
+
+    def __getitem__(self, i: int) -> tuple[Latents, Latents, bool]:
+        p = int(self.prev[i])
+        z = Latents(*(plane[i] for plane in self.z))
+        z_prev = Latents(*(plane[p] for plane in self.z)) if p >= 0 else z.map(torch.zeros_like)
+        return z, z_prev, p >= 0
+
+
+@torch.no_grad()
+def encode_dataset(ae: LoadedAE, cfg: Config, device: DeviceChoice, strict: bool, batch: int = 16) -> LatentSet:
+    """The AE's training split as consecutive clip pairs (one 2T window per video), in memory."""
+    d = ae.cfg.data
+    dataset = build_dataset(cfg.data, "train", frames=2 * d.frames, seed=cfg.run.seed, strict=strict)
+    parts, sources, starts = [], [], []
+    with progress_bar() as bar:
+        task = bar.add_task("encode train split", total=len(dataset), info="")
+        for i in range(0, len(dataset), batch):
+            idx = range(i, min(i + batch, len(dataset)))
+            clips = torch.stack([dataset[j] for j in idx]).to(device.device)  # (B, 3, 2T, H, W)
+            halves = torch.cat([clips[:, :, : d.frames], clips[:, :, d.frames :]])  # (2B, 3, T, H, W)
+            with autocast(device):
+                parts.append(ae.model.encode(halves).float().to("cpu"))
+            names = [dataset.name(j) if hasattr(dataset, "name") else str(j) for j in idx]
+            sources += names + names
+            starts += [0] * len(idx) + [d.frames * d.frame_stride] * len(idx)
+            bar.advance(task, len(idx))
+    return LatentSet(Latents.cat(parts), np.array(sources), np.array(starts), ae.ae_hash, d.frames, d.frame_stride)
+
+
+def adopt_autoencoder(cfg: Config, ae: LoadedAE, data_given: bool) -> Config:
+    """The AE defines the latent space: its architecture, frames and resolution win.
+
+    The dataset location is the AE's unless --data names another.
+    """
+    data = ae.cfg.data
+    if data_given:
+        data = dataclasses.replace(data, dataset=cfg.data.dataset, root=cfg.data.root)
+    return dataclasses.replace(cfg, ae=ae.cfg.ae, data=data)
+
+
+def collate(items: list[tuple[Latents, Latents, bool]]) -> tuple[Latents, Latents, torch.Tensor]:
+    z = Latents(*(torch.stack(p) for p in zip(*(it[0] for it in items))))
+    z_prev = Latents(*(torch.stack(p) for p in zip(*(it[1] for it in items))))
+    return z, z_prev, torch.tensor([it[2] for it in items])
+
+
+def train_diffusion(cfg: Config, opts: DiffusionTrainOptions) -> dict[str, Any]:
+    tc, device, run_dir = cfg.diffusion_train, opts.device, opts.run_dir
+    main = dist.is_main()
+    metrics = MetricsLog(run_dir / "metrics.jsonl", enabled=main)
+    schedule = NoiseSchedule.from_config(cfg.diffusion)
+    torch.manual_seed(cfg.run.seed)
+
+    # 1. model, EMA, optimizer
+    model = build_unet(cfg).to(device.device)
+    ema = EMA(model, tc.ema_decay, tc.ema_warmup)
+    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    scaler = torch.amp.GradScaler(device.device.type, enabled=device.needs_grad_scaler)
+
+    # 2. resume from the same --out
+    step = 0
+    if (run_dir / "latest").is_file():
+        state = load_checkpoint(run_dir, KIND)
+        if state["ae_hash"] != opts.ae.ae_hash:
+            raise BadInputError(f"{run_dir} was trained on another autoencoder (ae_hash {state['ae_hash']})")
+        model.load_state_dict(state["model"])
+        ema.model.load_state_dict(state["ema"])
+        opt.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
+        step = state["step"]
+        log(f"resuming from {state['path']} at step {step}")
+
+    def checkpoint() -> Path:
+        path = run_dir / f"step-{step:07d}.pt"
+        if main:
+            save_checkpoint(path, {
+                "kind": KIND, "config": cfg.to_dict(), "step": step, "model": unwrap(model).state_dict(),
+                "ema": ema.model.state_dict(), "optimizer": opt.state_dict(), "scaler": scaler.state_dict(),
+                "ae_path": str(Path(opts.ae.path).resolve()), "ae_hash": opts.ae.ae_hash})
+        dist.barrier()
+        return path
+
+    # 3. latents in memory; step k's batch, noise, t and condition mask are functions of (seed, k)
+    latents = (load_latents(opts.latents, opts.ae.ae_hash) if opts.latents
+               else encode_dataset(opts.ae, cfg, device, opts.strict))
+    pairs = LatentPairs(latents)
+    n_pairs = int((pairs.prev >= 0).sum())
+    if n_pairs == 0 and cfg.diffusion.cond_prob > 0:
+        log("[yellow]warning: the latents hold no consecutive clips, so the model will not learn to continue "
+            "videos (sampling more than one clip needs that); encode with `pvdm encode --clips all`[/]")
+    micro = micro_batches(tc.batch_size, tc.grad_accum)
+    sampler = StepBatchSampler(len(pairs), tc.batch_size, cfg.run.seed, step, tc.steps)
+    loader = DataLoader(pairs, batch_sampler=sampler, collate_fn=collate)
+    ddp = DDP(model) if dist.world_size() > 1 else model
+    preview = LoadedDiffusion(ema.model, opts.ae, cfg, schedule, str(run_dir))
+    log(f"{len(pairs)} clips, {n_pairs} with a previous clip; UNet {sum(p.numel() for p in model.parameters()):,} parameters")
+
+    # 4. the loop
+    stop_reason, first_loss, loss_avg = None, None, None
+    t0, steps_done = time.monotonic(), 0
+    with StopRequest(opts.max_time) as stop, progress_bar(disable=not main) as bar:
+        task = bar.add_task("train-diffusion", total=tc.steps, completed=step, info="")
+        for z, z_prev, has_prev in loader:
+            g = step_generator(cfg.run.seed, step)
+            # draws for the whole global batch, then this rank's rows: same batch for any world size
+            t_all = draw_timesteps(tc.batch_size, schedule, g)
+            mask_all = draw_cond_mask(tc.batch_size, cfg.diffusion.cond_prob, g)
+            noise_all = Latents(*(torch.randn((tc.batch_size, *p.shape[1:]), generator=g) for p in z))
+            mine = slice(dist.rank(), None, dist.world_size())
+            t_mine, mask_mine, noise_mine = t_all[mine], mask_all[mine] & has_prev, noise_all.take(mine)
+            loss_sum = 0.0
+            for k in range(tc.grad_accum):
+                rows = slice(k * micro, (k + 1) * micro)
+                to_dev = lambda planes: planes.take(rows).to(device.device, non_blocking=True)
+                sync = k == tc.grad_accum - 1 or ddp is model
+                with autocast(device), (ddp.no_sync() if not sync else torch.enable_grad()):
+                    loss = diffusion_loss(ddp, to_dev(z), to_dev(z_prev), t_mine[rows].to(device.device),
+                                          to_dev(noise_mine), mask_mine[rows], schedule)
+                    scaler.scale(loss / tc.grad_accum).backward()
+                loss_sum += float(loss.detach()) / tc.grad_accum
+            if not math.isfinite(loss_sum):
+                raise PvdmError(f"loss became {loss_sum} at step {step}; checkpoints written so far are kept in {run_dir}")
+            if tc.grad_clip > 0:
+                scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            scaler.step(opt)
+            scaler.update()
+            opt.zero_grad(set_to_none=True)
+            ema.update(model, step)
+            step += 1
+            steps_done += 1
+            first_loss = loss_sum if first_loss is None else first_loss
+            loss_avg = loss_sum if loss_avg is None else 0.98 * loss_avg + 0.02 * loss_sum
+
+            if step % tc.log_every == 0 or step == tc.steps:
+                metrics.write(step=step, loss=loss_sum, loss_ema=loss_avg, it_s=steps_done / (time.monotonic() - t0))
+            if main and (step % tc.sample_every == 0 or step == tc.steps):
+                sample_videos(preview, run_dir / "preview.mp4", 1, 2 * cfg.data.frames, cfg.run.seed,
+                              SamplerOptions(cfg.sample.sampler, cfg.sample.steps, cfg.sample.eta), device)
+            if step % tc.ckpt_every == 0 and step < tc.steps:
+                checkpoint()
+            bar.update(task, completed=step, info=f"loss {loss_avg:.4f} {steps_done / (time.monotonic() - t0):.2f} it/s")
+            if (stop_reason := stop.reason) is not None:
+                log(f"stopping at step {step} ({stop_reason}); checkpoint saved, re-run the same command to resume")
+                break
+
+    path = checkpoint()
+    return {"checkpoint": str(path), "run_dir": str(run_dir), "step": step, "complete": step >= tc.steps,
+            "stopped": stop_reason, "first_loss": first_loss, "loss_ema": loss_avg, "clips": len(pairs),
+            "clips_with_previous": n_pairs}
