@@ -63,3 +63,19 @@ def load_checkpoint(run_or_ckpt: str | Path, kind: str | None = None) -> dict[st
 
 def checkpoint_config(state: dict[str, Any]) -> Config:
     return config_from_dict(state["config"])
+
+
+def check_same_model(state: dict[str, Any], cfg: Config, sections: tuple[str, ...]) -> None:
+    """Refuse to resume a checkpoint whose model or data shape differs from the command's config."""
+    saved = state["config"]
+    now = cfg.to_dict()
+    for section in sections:
+        name, _, field = section.partition(".")
+        a, b = (saved[name], now[name]) if not field else (saved[name][field], now[name][field])
+        if a != b:
+            diff = ([k for k in a if a[k] != b.get(k)] if isinstance(a, dict) else [])
+            what = f"{section}.{diff[0]}" if diff else section
+            raise BadInputError(
+                f"{state['path']} was trained with a different {what} (preset {saved.get('preset')}); "
+                f"use another --out or the same preset and --set options"
+            )

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from pvdm_core import distributed as dist
-from pvdm_core.checkpoint import load_checkpoint, save_checkpoint
+from pvdm_core.checkpoint import check_same_model, load_checkpoint, save_checkpoint
 from pvdm_core.config import Config
 from pvdm_core.data.datasets import build_dataset
 from pvdm_core.device import DeviceChoice, autocast
@@ -108,6 +108,7 @@ def train_autoencoder(cfg: Config, opts: AETrainOptions) -> dict[str, Any]:
     step = 0
     if (run_dir / "latest").is_file():
         state = load_checkpoint(run_dir, KIND)
+        check_same_model(state, cfg, ("ae", "data.frames", "data.resolution"))
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
@@ -182,7 +183,7 @@ def train_autoencoder(cfg: Config, opts: AETrainOptions) -> dict[str, Any]:
                     raise PvdmError(f"loss became {float(loss)} at step {step}; checkpoints written so far are kept "
                                     f"in {run_dir} (lower ae_train.lr or enable grad_clip)")
                 for name, v in {"loss": loss, **parts}.items():
-                    logs[name] = logs.get(name, 0.0) + float(v) / tc.grad_accum
+                    logs[name] = logs.get(name, 0.0) + float(v.detach()) / tc.grad_accum
                 if in_gan:  # discriminator step on the same micro-batch, hinge loss
                     disc2d.requires_grad_(True), disc3d.requires_grad_(True)
                     with autocast(device):

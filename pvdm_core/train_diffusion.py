@@ -22,7 +22,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
 from pvdm_core import distributed as dist
-from pvdm_core.checkpoint import load_checkpoint, save_checkpoint
+from pvdm_core.checkpoint import check_same_model, load_checkpoint, save_checkpoint
 from pvdm_core.config import Config
 from pvdm_core.data.datasets import build_dataset
 from pvdm_core.device import DeviceChoice, autocast
@@ -121,6 +121,7 @@ def train_diffusion(cfg: Config, opts: DiffusionTrainOptions) -> dict[str, Any]:
     step = 0
     if (run_dir / "latest").is_file():
         state = load_checkpoint(run_dir, KIND)
+        check_same_model(state, cfg, ("unet", "ae", "data.frames", "data.resolution"))
         if state["ae_hash"] != opts.ae.ae_hash:
             raise BadInputError(f"{run_dir} was trained on another autoencoder (ae_hash {state['ae_hash']})")
         model.load_state_dict(state["model"])
