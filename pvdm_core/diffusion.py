@@ -1,0 +1,459 @@
+"""Gaussian diffusion on triplane latents: noise schedule, PVDM's joint training loss, samplers.
+
+Notation follows the papers: beta_t, alpha_t = 1 - beta_t, alpha_bar_t = prod_{s<=t} alpha_s
+(Ho et al. 2020, "DDPM"); a timestep t is an integer in [0, T); alpha_bar_{-1} = 1 stands for
+the clean data. Latents are "planes": a tuple (or NamedTuple) of tensors such as
+(z_s, z_h, z_w); a single tensor works too. Every op here is applied plane by plane and
+returns the input's container type.
+
+Samplers are pure functions with one signature (k-diffusion style):
+
+    sample_xxx(model_fn, x_T, schedule, [steps, eta,] generator=None, callback=None, clip_x0=True)
+
+`model_fn(x, t) -> eps` predicts the noise of planes x at timesteps t (LongTensor (B,));
+conditioning is bound by the caller in a closure, one network evaluation per step.
+`callback({"i", "t", "x", "x0"})` runs after every step. All randomness comes from
+`generator` (drawn on the generator's device, then moved), so CPU results are deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from pvdm_core.config import DiffusionConfig
+from pvdm_core.errors import BadInputError
+
+Planes = Union[Tensor, Sequence[Tensor]]  # (z_s, z_h, z_w), a NamedTuple of them, or one tensor
+ModelFn = Callable[[Any, Tensor], Any]  # (planes x_t, t (B,)) -> planes eps
+Callback = Callable[[dict], None]
+
+
+# ---------------------------------------------------------------------------------------------
+# Plane helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def plane_map(fn: Callable[..., Tensor], *planes: Planes) -> Planes:
+    """fn applied plane by plane to one or more plane tuples; keeps the first one's container."""
+    first = planes[0]
+    if isinstance(first, Tensor):
+        return fn(*planes)
+    out = [fn(*ps) for ps in zip(*planes, strict=True)]
+    return type(first)(*out) if hasattr(first, "_fields") else tuple(out)
+
+
+def plane_list(x: Planes) -> list[Tensor]:
+    return [x] if isinstance(x, Tensor) else list(x)
+
+
+def plane_randn_like(x: Planes, generator: torch.Generator | Sequence[torch.Generator] | None = None) -> Planes:
+    """Standard normal noise shaped like x: one torch.randn per plane, in plane order.
+
+    A list of generators, one per batch row, draws row b from generators[b] alone, so a
+    sample's noise does not depend on which batch it was drawn in.
+    """
+    if isinstance(generator, (list, tuple)):
+        rows = [plane_randn_like(plane_map(lambda p: p[b : b + 1], x), g) for b, g in enumerate(generator)]
+        return plane_map(lambda *r: torch.cat(r), *rows)
+
+    def draw(p: Tensor) -> Tensor:
+        device = generator.device if generator is not None else p.device
+        return torch.randn(p.shape, generator=generator, device=device, dtype=p.dtype).to(p.device)
+
+    return plane_map(draw, x)
+
+
+def plane_mse(a: Planes, b: Planes) -> Tensor:
+    """Mean squared error over all latent numbers of all planes (planes weighted by size)."""
+    pa, pb = plane_list(a), plane_list(b)
+    total = sum(p.numel() for p in pa)
+    return sum(((x.float() - y.float()) ** 2).sum() for x, y in zip(pa, pb, strict=True)) / total
+
+
+def _batch(x: Planes) -> int:
+    return plane_list(x)[0].shape[0]
+
+
+def _device(x: Planes) -> torch.device:
+    return plane_list(x)[0].device
+
+
+def _per_example(values: Tensor, like: Tensor) -> Tensor:
+    """(B,) -> (B, 1, 1, ...) broadcastable against `like`, in like's dtype and device."""
+    return values.to(like.dtype).reshape(-1, *([1] * (like.ndim - 1)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Noise schedule
+# ---------------------------------------------------------------------------------------------
+
+
+def linear_schedule(timesteps: int = 1000, beta_start: float = 0.0015, beta_end: float = 0.0195) -> Tensor:
+    """Latent diffusion's "linear" schedule: beta_t = linspace(sqrt(b0), sqrt(b1), T)^2.
+
+    Computed in float64 and returned as float32, as the reference stores it.
+    """
+    if timesteps < 1 or not 0 < beta_start <= beta_end < 1:
+        raise BadInputError(
+            f"bad noise schedule: timesteps={timesteps}, beta_start={beta_start}, beta_end={beta_end}"
+        )
+    betas = torch.linspace(beta_start**0.5, beta_end**0.5, timesteps, dtype=torch.float64) ** 2
+    return betas.float()
+
+
+@dataclass(frozen=True, eq=False)
+class NoiseSchedule:
+    """Discrete-time variance-preserving schedule; tables are float64 on CPU, (T,) each."""
+
+    betas: Tensor  # beta_t
+    alphas: Tensor = field(init=False)  # alpha_t = 1 - beta_t
+    alphas_cumprod: Tensor = field(init=False)  # alpha_bar_t = prod_{s<=t} alpha_s
+
+    def __post_init__(self) -> None:
+        betas = self.betas.detach().to("cpu", torch.float64)
+        object.__setattr__(self, "betas", betas)
+        object.__setattr__(self, "alphas", 1.0 - betas)
+        object.__setattr__(self, "alphas_cumprod", torch.cumprod(1.0 - betas, dim=0))
+
+    @classmethod
+    def linear(cls, timesteps: int = 1000, beta_start: float = 0.0015, beta_end: float = 0.0195) -> NoiseSchedule:
+        return cls(linear_schedule(timesteps, beta_start, beta_end))
+
+    @classmethod
+    def from_config(cls, cfg: DiffusionConfig) -> NoiseSchedule:
+        return cls.linear(cfg.timesteps, cfg.beta_start, cfg.beta_end)
+
+    @property
+    def num_timesteps(self) -> int:
+        return self.betas.shape[0]
+
+    def alpha_bar(self, t: int) -> float:
+        """alpha_bar_t as a Python float (float64); alpha_bar_{-1} = 1 (clean data)."""
+        return 1.0 if t < 0 else float(self.alphas_cumprod[t])
+
+
+def _at(table: Tensor, t: Tensor) -> Tensor:
+    return table.float().to(t.device)[t]
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------
+
+
+def q_sample(x0: Planes, t: Tensor, noise: Planes, schedule: NoiseSchedule) -> Planes:
+    """Forward process q(x_t | x_0) (DDPM eq. 4): x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps."""
+    sqrt_ab = _at(schedule.alphas_cumprod.sqrt(), t)
+    sqrt_1m_ab = _at((1.0 - schedule.alphas_cumprod).sqrt(), t)
+    return plane_map(lambda x, n: _per_example(sqrt_ab, x) * x + _per_example(sqrt_1m_ab, x) * n, x0, noise)
+
+
+def draw_timesteps(batch: int, schedule: NoiseSchedule, generator: torch.Generator | None = None,
+                   device: torch.device | str = "cpu") -> Tensor:
+    """t ~ Uniform{0, ..., T-1} (DDPM Algorithm 1)."""
+    gdev = generator.device if generator is not None else device
+    return torch.randint(0, schedule.num_timesteps, (batch,), generator=generator, device=gdev).to(device)
+
+
+def draw_cond_mask(batch: int, cond_prob: float, generator: torch.Generator | None = None,
+                   device: torch.device | str = "cpu") -> Tensor:
+    """(B,) bool: True with probability lambda (= cond_prob) -> that example sees the previous clip."""
+    gdev = generator.device if generator is not None else device
+    return (torch.rand((batch,), generator=generator, device=gdev) < cond_prob).to(device)
+
+
+def diffusion_loss(
+    model: Callable[..., Planes],
+    z_next: Planes,
+    z_prev: Planes | None,
+    t: Tensor,
+    noise: Planes,
+    cond_mask: Tensor | None,
+    schedule: NoiseSchedule,
+) -> Tensor:
+    """PVDM's joint objective for clips of any length (Yu et al. 2023, Sec. 3.3):
+
+        lambda * ||eps - eps_theta(z2_t, z1_0, t)||^2 + (1 - lambda) * ||eps - eps_theta(z2_t, 0, t)||^2
+
+    as a Monte-Carlo mean: example b is conditioned on its previous clip z_prev[b] where
+    cond_mask[b] (drawn with probability lambda), and on zeros elsewhere. `model(x, t, cond)`
+    predicts eps; `z_prev=None` or `cond_mask=None` means no example is conditioned. The
+    squared error is averaged over every latent number of the three planes (DDPM eq. 14,
+    "L_simple").
+    """
+    # 1. diffuse the clean latents of the clip to predict: z2_t ~ q(z2_t | z2_0)
+    x_t = q_sample(z_next, t, noise, schedule)
+    # 2. condition: the previous clip's clean latents where cond_mask, zeros elsewhere
+    cond = None
+    if z_prev is not None and cond_mask is not None:
+        cond = plane_map(
+            lambda p: torch.where(cond_mask.reshape(-1, *([1] * (p.ndim - 1))).to(p.device), p, torch.zeros_like(p)),
+            z_prev,
+        )
+    # 3. epsilon-prediction MSE
+    return plane_mse(model(x_t, t, cond), noise)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling: per-step updates
+# ---------------------------------------------------------------------------------------------
+
+
+def _timestep_vector(t: int, x: Planes) -> Tensor:
+    return torch.full((_batch(x),), t, dtype=torch.long, device=_device(x))
+
+
+def predict_x0(x_t: Planes, eps: Planes, alpha_bar_t: float, clip_x0: bool = True) -> Planes:
+    """x_0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t) (DDPM eq. 4 solved for x_0),
+    clamped to [-1, 1] (the latents' range) when clip_x0."""
+    a, s = math.sqrt(alpha_bar_t), math.sqrt(1.0 - alpha_bar_t)
+
+    def f(x: Tensor, e: Tensor) -> Tensor:
+        x0 = (x - s * e) / a
+        return x0.clamp(-1.0, 1.0) if clip_x0 else x0
+
+    return plane_map(f, x_t, eps)
+
+
+def ddpm_step(
+    eps: Planes,
+    x_t: Planes,
+    t: int,
+    schedule: NoiseSchedule,
+    generator: torch.Generator | None = None,
+    clip_x0: bool = True,
+) -> tuple[Planes, Planes]:
+    """One ancestral step x_t -> x_{t-1} of DDPM (Ho et al. 2020, Algorithm 2 via eqs. 6-7).
+
+    Returns (x_{t-1}, predicted x_0). Uses the "fixed small" variance beta~_t and draws the
+    noise z after computing the mean, one randn per plane (none at t = 0), like diffusers'
+    DDPMScheduler.
+    """
+    # 1. alphas, betas
+    ab_t, ab_prev = schedule.alpha_bar(t), schedule.alpha_bar(t - 1)
+    alpha_t = ab_t / ab_prev
+    beta_t = 1.0 - alpha_t
+    # 2. predicted x_0 (eq. 4 inverted), clamped
+    x0 = predict_x0(x_t, eps, ab_t, clip_x0)
+    # 3. posterior mean mu~_t(x_t, x_0) (eq. 7)
+    c_x0 = math.sqrt(ab_prev) * beta_t / (1.0 - ab_t)
+    c_xt = math.sqrt(alpha_t) * (1.0 - ab_prev) / (1.0 - ab_t)
+    mean = plane_map(lambda a, b: c_x0 * a + c_xt * b, x0, x_t)
+    if t == 0:
+        return mean, x0
+    # 4. posterior variance beta~_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) beta_t (eq. 7), "fixed small"
+    sigma = math.sqrt(max((1.0 - ab_prev) / (1.0 - ab_t) * beta_t, 1e-20))
+    # 5. x_{t-1} = mu~ + sigma z
+    z = plane_randn_like(x_t, generator)
+    return plane_map(lambda m, n: m + sigma * n, mean, z), x0
+
+
+def ddim_step(
+    eps: Planes,
+    x_t: Planes,
+    t: int,
+    t_prev: int,
+    schedule: NoiseSchedule,
+    eta: float,
+    generator: torch.Generator | None = None,
+    clip_x0: bool = True,
+) -> tuple[Planes, Planes]:
+    """One DDIM step x_t -> x_{t_prev} (Song et al. 2021, eq. 12); returns (x_{t_prev}, x_0).
+
+        x_prev = sqrt(alpha_bar_prev) x_0 + sqrt(1 - alpha_bar_prev - sigma^2) eps + sigma z
+        sigma  = eta sqrt((1 - alpha_bar_prev) / (1 - alpha_bar_t)) sqrt(1 - alpha_bar_t / alpha_bar_prev)  (eq. 16)
+
+    eps is the raw network output (not re-derived from the clamped x_0), as in the reference and
+    diffusers. t_prev < 0 means alpha_bar_prev = 1: the step returns x_0. For eta > 0, z is drawn
+    after the deterministic part, one randn per plane.
+    """
+    # 1. alphas
+    ab_t, ab_prev = schedule.alpha_bar(t), schedule.alpha_bar(t_prev)
+    # 2. predicted x_0, clamped
+    x0 = predict_x0(x_t, eps, ab_t, clip_x0)
+    if t_prev < 0:
+        return x0, x0
+    # 3. sigma_t(eta) (eq. 16)
+    sigma = eta * math.sqrt((1.0 - ab_prev) / (1.0 - ab_t) * (1.0 - ab_t / ab_prev))
+    # 4. "direction pointing to x_t" and the deterministic part of eq. 12
+    c_eps = math.sqrt(max(1.0 - ab_prev - sigma**2, 0.0))
+    x_prev = plane_map(lambda a, e: math.sqrt(ab_prev) * a + c_eps * e, x0, eps)
+    # 5. random noise
+    if eta > 0:
+        z = plane_randn_like(x_t, generator)
+        x_prev = plane_map(lambda a, n: a + sigma * n, x_prev, z)
+    return x_prev, x0
+
+
+def ddim_timesteps(steps: int, num_timesteps: int = 1000) -> list[int]:
+    """The reference grid reversed(int(linspace(-1, T-1, S+1))) without its final -1.
+
+    In exact arithmetic t_i = floor(T i / S) - 1 for i = S, ..., 1: for S = 100, T = 1000 this is
+    999, 989, ..., 9 (the trailing spacing of diffusers when S divides T). The step after the
+    last one goes to t = -1 and returns the predicted x_0.
+    """
+    if not 1 <= steps <= num_timesteps:
+        raise BadInputError(f"sampling steps must be in 1..{num_timesteps}, got {steps}")
+    return [num_timesteps * i // steps - 1 for i in range(steps, 0, -1)]
+
+
+def dpm_timesteps(steps: int, schedule: NoiseSchedule) -> list[int]:
+    """DPM-Solver's "logSNR" grid: `steps` integer timesteps from T-1 down to 0, uniform in
+    lambda_t = log(alpha_t / sigma_t) (Lu et al. 2022), each rounded to the nearest timestep and
+    nudged so the grid is strictly decreasing. Ending at t = 0 (not at T/S - 1 like the DDIM grid)
+    makes the last evaluation a near-clean denoise, which few-step samplers need.
+    """
+    T = schedule.num_timesteps
+    if not 1 <= steps <= T:
+        raise BadInputError(f"sampling steps must be in 1..{T}, got {steps}")
+    if steps == 1:
+        return [T - 1]
+    ab = schedule.alphas_cumprod.numpy()
+    lam = 0.5 * np.log(ab / (1.0 - ab))  # decreasing in t
+    targets = np.linspace(lam[T - 1], lam[0], steps)
+    ts = [int(round(v)) for v in np.interp(targets, lam[::-1], np.arange(T - 1, -1, -1))]
+    ts[0], ts[-1] = T - 1, 0
+    for i in range(steps - 2, 0, -1):  # strictly decreasing from the bottom ...
+        ts[i] = max(ts[i], ts[i + 1] + 1)
+    for i in range(1, steps):  # ... and from the top
+        ts[i] = min(ts[i], ts[i - 1] - 1)
+    return ts
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling: full loops
+# ---------------------------------------------------------------------------------------------
+
+
+def sample_ddpm(
+    model_fn: ModelFn,
+    x_T: Planes,
+    schedule: NoiseSchedule,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+    clip_x0: bool = True,
+) -> Planes:
+    """Full ancestral DDPM sampling over all T timesteps (Ho et al. 2020, Algorithm 2)."""
+    x = x_T
+    for i, t in enumerate(range(schedule.num_timesteps - 1, -1, -1)):
+        eps = model_fn(x, _timestep_vector(t, x))
+        x, x0 = ddpm_step(eps, x, t, schedule, generator, clip_x0)
+        if callback is not None:
+            callback({"i": i, "t": t, "x": x, "x0": x0})
+    return x
+
+
+def sample_ddim(
+    model_fn: ModelFn,
+    x_T: Planes,
+    schedule: NoiseSchedule,
+    steps: int,
+    eta: float,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+    clip_x0: bool = True,
+) -> Planes:
+    """DDIM sampling (Song et al. 2021, eq. 12) on the reference grid `ddim_timesteps(steps)`.
+
+    eta = 0 is deterministic DDIM; eta = 1 (the reference's setting) is DDPM-like ancestral
+    sampling on the sub-sequence. With S dividing T this equals diffusers' DDIMScheduler with
+    trailing spacing, set_alpha_to_one and clip_sample.
+    """
+    ts = ddim_timesteps(steps, schedule.num_timesteps)
+    x = x_T
+    for i, (t, t_prev) in enumerate(zip(ts, ts[1:] + [-1])):
+        eps = model_fn(x, _timestep_vector(t, x))
+        x, x0 = ddim_step(eps, x, t, t_prev, schedule, eta, generator, clip_x0)
+        if callback is not None:
+            callback({"i": i, "t": t, "x": x, "x0": x0})
+    return x
+
+
+def sample_dpmpp_2m(
+    model_fn: ModelFn,
+    x_T: Planes,
+    schedule: NoiseSchedule,
+    steps: int,
+    callback: Callback | None = None,
+    clip_x0: bool = True,
+) -> Planes:
+    """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2): multistep second-order solver of the
+    diffusion ODE in data-prediction form; deterministic, so it takes no generator.
+
+    With alpha_t = sqrt(alpha_bar_t), sigma_t = sqrt(1 - alpha_bar_t), lambda_t = log(alpha_t / sigma_t)
+    and h_i = lambda_{t_i} - lambda_{t_{i-1}}:
+
+        first step, DPM-Solver++(1) (= DDIM, eta 0):
+            x_{t_i} = (sigma_{t_i} / sigma_{t_{i-1}}) x_{t_{i-1}} - alpha_{t_i} (e^{-h_i} - 1) x0_{i-1}
+        later steps: the same update with x0_{i-1} replaced by
+            D_i = (1 + 1/(2 r_i)) x0_{i-1} - 1/(2 r_i) x0_{i-2},   r_i = h_{i-1} / h_i
+
+    on the logSNR grid `dpm_timesteps(steps)` (999, ..., 0); the last step goes to alpha_bar = 1
+    and returns the last predicted x_0 (first order). This equals diffusers'
+    DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", solver_order=2,
+    final_sigmas_type="zero") run on the same custom timesteps; clip_x0 clamps x_0 predictions to
+    [-1, 1] (diffusers: thresholding=True with sample_max_value=1).
+    """
+    ts = dpm_timesteps(steps, schedule)
+    x = x_T
+    x0_prev: Planes | None = None
+    h_prev = 0.0
+    for i, (s, t) in enumerate(zip(ts, ts[1:] + [-1])):
+        eps = model_fn(x, _timestep_vector(s, x))
+        # 1. data prediction x0_theta(x_s, s), clamped
+        ab_s = schedule.alpha_bar(s)
+        x0 = predict_x0(x, eps, ab_s, clip_x0)
+        if t < 0:  # sigma_t = 0: the solution is the data prediction
+            x = x0
+        else:
+            # 2. alpha, sigma, lambda at both ends; step size h in log-SNR
+            ab_t = schedule.alpha_bar(t)
+            alpha_t, sigma_s, sigma_t = math.sqrt(ab_t), math.sqrt(1.0 - ab_s), math.sqrt(1.0 - ab_t)
+            lam_s = 0.5 * math.log(ab_s / (1.0 - ab_s))
+            lam_t = 0.5 * math.log(ab_t / (1.0 - ab_t))
+            h = lam_t - lam_s
+            # 3. first order on the first step, second-order multistep correction afterwards
+            if x0_prev is None:
+                d = x0
+            else:
+                r = h_prev / h
+                d = plane_map(lambda a, b: (1.0 + 0.5 / r) * a - (0.5 / r) * b, x0, x0_prev)
+            # 4. exponential-integrator update
+            c_x, c_d = sigma_t / sigma_s, -alpha_t * math.expm1(-h)
+            x = plane_map(lambda a, b: c_x * a + c_d * b, x, d)
+            h_prev = h
+        x0_prev = x0
+        if callback is not None:
+            callback({"i": i, "t": s, "x": x, "x0": x0})
+    return x
+
+
+SAMPLERS = ("ddpm", "ddim", "dpm")
+
+
+def sample(
+    model_fn: ModelFn,
+    x_T: Planes,
+    schedule: NoiseSchedule,
+    sampler: str = "ddim",
+    steps: int = 100,
+    eta: float = 1.0,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+    clip_x0: bool = True,
+) -> Planes:
+    """Dispatch on a sampler name (SampleConfig.sampler): ddpm (all T steps), ddim, dpm (DPM-Solver++(2M))."""
+    if sampler == "ddpm":
+        return sample_ddpm(model_fn, x_T, schedule, generator, callback, clip_x0)
+    if sampler == "ddim":
+        return sample_ddim(model_fn, x_T, schedule, steps, eta, generator, callback, clip_x0)
+    if sampler == "dpm":
+        return sample_dpmpp_2m(model_fn, x_T, schedule, steps, callback, clip_x0)
+    raise BadInputError(f"unknown sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")
