@@ -61,6 +61,7 @@ class AETrainConfig:
     betas: list[float] = field(default_factory=lambda: [0.5, 0.9])
     weight_decay: float = 0.0
     grad_clip: float = 1.0  # max gradient norm; 0 disables
+    grad_checkpoint: bool = False  # recompute transformer activations in backward (256 px fits in memory)
     ema_decay: float = 0.0  # 0 disables the EMA copy
     l1_weight: float = 4.0
     perceptual_weight: float = 0.0  # LPIPS-VGG16 on one random frame; needs VGG16 weights

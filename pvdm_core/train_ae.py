@@ -91,6 +91,7 @@ def train_autoencoder(cfg: Config, opts: AETrainOptions) -> dict[str, Any]:
 
     # 1. models, optimizers; discriminators only if the GAN phase is on the schedule
     model = build_autoencoder(cfg).to(device.device)
+    model.set_grad_checkpoint(tc.grad_checkpoint)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, betas=tuple(tc.betas), weight_decay=tc.weight_decay)
     ema = EMA(model, tc.ema_decay) if tc.ema_decay > 0 else None
     lpips = build_perceptual_loss(tc.perceptual_weight, opts.vgg_weights)
@@ -99,6 +100,8 @@ def train_autoencoder(cfg: Config, opts: AETrainOptions) -> dict[str, Any]:
     if use_gan:
         disc2d = PatchDiscriminator2D(tc.disc_channels, tc.disc_layers).to(device.device)
         disc3d = PatchDiscriminator3D(tc.disc_channels, tc.disc_layers).to(device.device)
+        if dist.world_size() > 1:  # batch statistics over the global batch, as one process would see
+            disc2d, disc3d = map(torch.nn.SyncBatchNorm.convert_sync_batchnorm, (disc2d, disc3d))
         disc_params = [*disc2d.parameters(), *disc3d.parameters()]
         opt_d = torch.optim.AdamW(disc_params, lr=tc.disc_lr, betas=tuple(tc.betas))
     scaler = torch.amp.GradScaler(device.device.type, enabled=device.needs_grad_scaler)

@@ -96,7 +96,7 @@ def test_diffusion_from_cached_latents_and_mismatch(ae_run, tmp_path):
     run("encode", "--ae", ae_run[0], tmp_path / "vids", "-o", tmp_path / "lat", "--json")
     res = run("train-diffusion", "--ae", ae_run[0], "--latents", tmp_path / "lat", "--out", tmp_path / "dm",
               "--steps", 3, "--batch-size", 4, "--set", "unet.base_channels=32", "--json")
-    assert res["clips"] == 8 and res["clips_with_previous"] == 4
+    assert res["clips"] == 12 and res["clips_with_previous"] == 8  # 3 consecutive clips per video
     # latents from another autoencoder are refused
     other = tmp_path / "ae2"
     run("train-ae", "--out", other, "--steps", 1, "--batch-size", 4, *SMALL, "--seed", 1, "--json")
