@@ -196,7 +196,7 @@ def train_autoencoder(cfg: Config, opts: AETrainOptions) -> dict[str, Any]:
                         d3, _ = disc3d(recon.detach())
                         d_loss = hinge_d_loss(r2, d2) + hinge_d_loss(r3, d3)
                     scaler.scale(d_loss / tc.grad_accum).backward()
-                    logs["d_loss"] = logs.get("d_loss", 0.0) + float(d_loss) / tc.grad_accum
+                    logs["d_loss"] = logs.get("d_loss", 0.0) + float(d_loss.detach()) / tc.grad_accum
             if tc.grad_clip > 0:
                 scaler.unscale_(opt)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)

@@ -58,7 +58,7 @@ def test_divergence_rolls_back_then_stops(tmp_path):
     assert saved == ["good.pt", "good.pt"] and not restored  # within tolerance: fine
     _watch_gan(gan, 300, 20.0, tc, tmp_path, log, checkpoint, lambda s: restored.append(s) or s["step"])
     assert len(restored) == 1 and gan["lr_scale"] == 0.5 and gan["active"]
-    _watch_gan(gan, 400, 19.0, tc, tmp_path, log, checkpoint, lambda s: restored.append(s) or s["step"])
+    _watch_gan(gan, 350, 19.0, tc, tmp_path, log, checkpoint, lambda s: restored.append(s) or s["step"])
     assert len(restored) == 2 and not gan["active"]
     events = [m for m in log.read() if m.get("event") == "gan_divergence"]
     assert len(events) == 2 and events[-1]["action"] == "GAN phase stopped"
