@@ -16,6 +16,7 @@ from pvdm_cli.options import (ConfigOpt, DeviceOpt, JsonOpt, OutDirOpt, PresetOp
 from pvdm_core import distributed as dist
 from pvdm_core.config import resolve_config
 from pvdm_core.device import choose_device
+from pvdm_core.errors import BadInputError
 from pvdm_core.runs import prepare_run_dir
 
 DataOpt = Annotated[Optional[Path], typer.Option("--data", help="Dataset root (folder of videos, SkyTimelapse or UCF-101 layout).")]
@@ -26,10 +27,10 @@ ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue the run in -
 
 
 def _run_dir(out: Optional[Path], resume: bool, cfg, command: str) -> Path:
-    from pvdm_core.errors import BadInputError
-
     if resume and (out is None or not (out / "latest").is_file()):
         raise BadInputError("--resume needs --out pointing at a run folder with a checkpoint")
+    if out is None and dist.world_size() > 1:
+        raise BadInputError("under torchrun, pass --out: every process must use the same run folder")
     return prepare_run_dir(out, cfg, command) if dist.is_main() else out
 
 
@@ -74,10 +75,15 @@ def encode(inputs: Annotated[list[str], typer.Argument(help="Video files, frame 
     choice = choose_device(device)
     model = load_autoencoder(ae, choice.device)
     videos = expand_inputs(inputs, lambda: [line.strip() for line in sys.stdin if line.strip()])
-    with progress_bar() as bar:
+    prefix = "latents-"
+    if dist.world_size() > 1:  # each process encodes every world-th video into its own shards
+        if output.suffix == ".npz":
+            raise BadInputError("under torchrun, -o must be a folder (each process writes its own shards)")
+        videos, prefix = videos[dist.rank() :: dist.world_size()], f"latents-r{dist.rank():03d}-"
+    with progress_bar(disable=not dist.is_main()) as bar:
         task = bar.add_task("encode", total=None, info=f"{len(videos)} videos")
         result = encode_videos(model, videos, output, choice, clips, stride, batch_size, dtype, reconstruct, strict,
-                               on_clip=lambda: bar.advance(task))
+                               on_clip=lambda: bar.advance(task), shard_prefix=prefix)
     emit(result, as_json, result["files"])
 
 

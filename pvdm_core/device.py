@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from pvdm_core import distributed
 from pvdm_core.errors import BadInputError
 
 
@@ -61,6 +62,9 @@ def amp_dtype_for(device: torch.device, amp: str = "auto") -> torch.dtype | None
 
 def choose_device(requested: str | None = None, amp: str = "auto") -> DeviceChoice:
     device, reason = pick_device(requested)
+    if device.type == "cuda" and device.index is None and distributed.world_size() > 1:
+        device = distributed.device_for_rank(device)  # under torchrun: GPU LOCAL_RANK
+        reason += f", process {distributed.rank()} on GPU {device.index}"
     dtype = amp_dtype_for(device, amp)
     if device.type == "cuda":
         # TF32 matmuls: ~same accuracy for training, several times the fp32 throughput.

@@ -46,8 +46,9 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
 
 
 def device_for_rank(device: torch.device) -> torch.device:
-    """Under torchrun each process takes GPU LOCAL_RANK."""
+    """Under torchrun each process takes GPU LOCAL_RANK (of the GPUs on its node)."""
     if device.type == "cuda" and world_size() > 1:
-        torch.cuda.set_device(local_rank())
-        return torch.device("cuda", local_rank())
+        index = local_rank() % max(1, torch.cuda.device_count())
+        torch.cuda.set_device(index)
+        return torch.device("cuda", index)
     return device

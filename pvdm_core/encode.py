@@ -116,8 +116,11 @@ def _save_shard(path: Path, planes: list[Latents], sources: list[str], starts: l
 def encode_videos(ae: LoadedAE, videos: list[Path], out: Path, device: DeviceChoice, clips: str = "all",
                   stride: int | None = None, batch_size: int = 16, dtype: str = "float16",
                   reconstruct: Path | None = None, strict: bool = False,
-                  on_clip: Callable[[], None] | None = None) -> dict:
-    """Encode every selected clip; write one .npz (out ends in .npz) or shards in a folder."""
+                  on_clip: Callable[[], None] | None = None, shard_prefix: str = "latents-") -> dict:
+    """Encode every selected clip; write one .npz (out ends in .npz) or shards in a folder.
+
+    Under torchrun each process passes its share of `videos` and its own `shard_prefix`.
+    """
     if dtype not in ("float16", "float32"):
         raise BadInputError(f"--dtype must be float16 or float32, not {dtype!r}")
     d = ae.cfg.data
@@ -151,7 +154,7 @@ def encode_videos(ae: LoadedAE, videos: list[Path], out: Path, device: DeviceCho
     def flush_shard() -> None:
         if not shard:
             return
-        path = out if single else out / f"latents-{len(written):05d}.npz"
+        path = out if single else out / f"{shard_prefix}{len(written):05d}.npz"
         _save_shard(path, shard, sources, starts, meta, dtype)
         written.append(str(path))
         shard.clear(), sources.clear(), starts.clear()

@@ -72,7 +72,7 @@ def encode_dataset(ae: LoadedAE, cfg: Config, device: DeviceChoice, strict: bool
     d = ae.cfg.data
     dataset = build_dataset(cfg.data, "train", frames=2 * d.frames, seed=cfg.run.seed, strict=strict)
     parts, sources, starts = [], [], []
-    with progress_bar() as bar:
+    with progress_bar(disable=not dist.is_main()) as bar:
         task = bar.add_task("encode train split", total=len(dataset), info="")
         for i in range(0, len(dataset), batch):
             idx = range(i, min(i + batch, len(dataset)))
@@ -154,7 +154,8 @@ def train_diffusion(cfg: Config, opts: DiffusionTrainOptions) -> dict[str, Any]:
     loader = DataLoader(pairs, batch_sampler=sampler, collate_fn=collate)
     ddp = DDP(model) if dist.world_size() > 1 else model
     preview = LoadedDiffusion(ema.model, opts.ae, cfg, schedule, str(run_dir))
-    log(f"{len(pairs)} clips, {n_pairs} with a previous clip; UNet {sum(p.numel() for p in model.parameters()):,} parameters")
+    if main:
+        log(f"{len(pairs)} clips, {n_pairs} with a previous clip; UNet {sum(p.numel() for p in model.parameters()):,} parameters")
 
     # 4. the loop
     stop_reason, first_loss, loss_avg = None, None, None

@@ -1,0 +1,3 @@
+from pvdm_cli.main import main
+
+main()
