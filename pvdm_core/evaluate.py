@@ -251,7 +251,7 @@ def open_source(path: str | Path) -> Source:
                     continue
                 if p.suffix.lower() == ".npz" and is_stats_file(p):
                     if dist.is_main():
-                        log(f"[dim]ignoring statistics file {p} inside {path}[/dim]")
+                        log(f"ignoring statistics file {p} inside {path}")
                     continue
                 found.append(p)
     refs: list[VideoRef] = []
@@ -554,7 +554,7 @@ def save_features(path: Path, real: tuple[np.ndarray, list[str]], fake: tuple[np
 def _report_skipped(side: str, skipped: list[tuple[str, str]], limit: int = 5) -> None:
     if not skipped or not dist.is_main():
         return
-    log(f"[yellow]{side}: skipped {len(skipped)} video(s) without a full clip (--strict makes this fatal):[/yellow]")
+    log(f"{side}: skipped {len(skipped)} video(s) without a full clip (--strict makes this fatal):")
     for _, reason in skipped[:limit]:
         log(f"  {reason}")
     if len(skipped) > limit:
@@ -574,7 +574,7 @@ def evaluate_fvd(real: str | Path, fake: str | Path, opts: FVDOptions, device: D
     dev = dist.device_for_rank(device.device)
     amp = "bf16" if opts.amp and dev.type == "cuda" else None
     if opts.amp and amp is None and dist.is_main():
-        log(f"[dim]--amp applies to CUDA only; running fp32 on {dev.type}[/dim]")
+        log(f"--amp applies to CUDA only; running fp32 on {dev.type}")
     for flag, wanted in (("--kvd", opts.kvd), ("--save-features", opts.save_features is not None)):
         if wanted:
             for side, src in sources.items():

@@ -183,7 +183,7 @@ def train_autoencoder(cfg: Config, opts: AETrainOptions) -> dict[str, Any]:
                         loss = loss + tc.disc_weight * parts["g_adv"] + tc.feature_match_weight * parts["fm"]
                     scaler.scale(loss / tc.grad_accum).backward()
                 if not math.isfinite(float(loss.detach())):
-                    raise PvdmError(f"loss became {float(loss)} at step {step}; checkpoints written so far are kept "
+                    raise PvdmError(f"loss became {float(loss.detach())} at step {step}; checkpoints written so far are kept "
                                     f"in {run_dir} (lower ae_train.lr or enable grad_clip)")
                 for name, v in {"loss": loss, **parts}.items():
                     logs[name] = logs.get(name, 0.0) + float(v.detach()) / tc.grad_accum

@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+import torch
 
 
 @pytest.fixture(scope="session")
@@ -24,3 +25,13 @@ def isolated_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("PVDM_NO_PROGRESS", "1")
     for var in ("PVDM_I3D_WEIGHTS", "PVDM_VGG16_WEIGHTS", "PVDM_I3D_TORCHSCRIPT", "PVDM_DEBUG"):
         monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensors gain nothing from intra-op threads, and on a shared, loaded CPU two OpenMP
+    threads can be ten times slower than one; restore the setting afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -40,14 +40,7 @@ from pvdm_core.diffusion import (
 from pvdm_core.errors import BadInputError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors gain nothing from intra-op threads, and on a shared, loaded CPU two OpenMP
-    threads can be ten times slower than one; restore the setting afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 SHAPE = (2, 4, 3, 3)
 SCHEDULE = NoiseSchedule.linear(1000, 0.0015, 0.0195)

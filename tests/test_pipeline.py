@@ -9,13 +9,10 @@ from typer.testing import CliRunner
 
 import pvdm_cli.commands  # noqa: F401
 from pvdm_cli.main import app
+from helpers import SMALL
 from pvdm_core.video_io import read_video, write_video
 
 runner = CliRunner()
-# A smaller-than-tiny model so the whole chain runs in seconds.
-SMALL = ["--set", "ae.dim=32", "--set", "ae.depth=1", "--set", "ae.heads=2", "--set", "ae.proj_heads=2",
-         "--set", "ae.proj_mlp_dim=64", "--set", "data.frames=8", "--set", "data.resolution=16",
-         "--set", "data.synthetic_train=16", "--set", "data.synthetic_test=4"]
 
 
 def run(*args):

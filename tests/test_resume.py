@@ -5,13 +5,11 @@ from typer.testing import CliRunner
 
 import pvdm_cli.commands  # noqa: F401
 from pvdm_cli.main import app
+from helpers import SMALL as BASE
 from pvdm_core.checkpoint import load_checkpoint
 
 runner = CliRunner()
-SMALL = ["--set", "ae.dim=32", "--set", "ae.depth=1", "--set", "ae.heads=2", "--set", "ae.proj_heads=2",
-         "--set", "ae.proj_mlp_dim=64", "--set", "data.frames=8", "--set", "data.resolution=16",
-         "--set", "data.synthetic_train=16", "--set", "data.synthetic_test=2", "--set", "ae_train.eval_every=100",
-         "--batch-size", "4"]
+SMALL = BASE + ["--set", "data.synthetic_test=2", "--set", "ae_train.eval_every=100", "--batch-size", "4"]
 
 
 def invoke(*args):

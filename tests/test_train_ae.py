@@ -7,14 +7,13 @@ from typer.testing import CliRunner
 
 import pvdm_cli.commands  # noqa: F401
 from pvdm_cli.main import app
+from helpers import SMALL as BASE
 from pvdm_core.config import load_config
 from pvdm_core.runs import MetricsLog
 from pvdm_core.train_ae import _watch_gan
 
 runner = CliRunner()
-SMALL = ["--set", "ae.dim=32", "--set", "ae.depth=1", "--set", "ae.heads=2", "--set", "ae.proj_heads=2",
-         "--set", "ae.proj_mlp_dim=64", "--set", "data.frames=8", "--set", "data.resolution=16",
-         "--set", "data.synthetic_train=32", "--set", "data.synthetic_test=4"]
+SMALL = BASE + ["--set", "data.synthetic_train=32"]
 
 
 def metrics(run_dir):

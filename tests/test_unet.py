@@ -14,14 +14,7 @@ from pvdm_core.errors import BadInputError
 from pvdm_core.models.unet import TriplaneUNet, count_parameters, joint_attention_parameters
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors gain nothing from intra-op threads, and on a shared, loaded CPU two OpenMP
-    threads can be ten times slower than one; restore the setting afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 TINY = UNetConfig(base_channels=32, channel_mult=[1, 2], num_res_blocks=1, attn_levels=[0, 1], heads=4)
 
