@@ -10,7 +10,7 @@ from rich.table import Table
 
 from pvdm_cli.options import (ConfigOpt, DeviceOpt, JsonOpt, OptPresetOpt, SeedOpt, SetOpt, emit, guarded)
 from pvdm_core import __version__
-from pvdm_core.config import load_config, preset_dir, preset_names
+from pvdm_core.config import load_config, preset_names
 from pvdm_core.errors import BadInputError
 from pvdm_core.progress import console, progress_bar
 

@@ -31,7 +31,6 @@ import contextlib
 import math
 import os
 import struct
-import warnings
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -39,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.linalg
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -47,7 +45,7 @@ from pvdm_core import distributed as dist
 from pvdm_core.atomic import atomic_path
 from pvdm_core.device import DeviceChoice
 from pvdm_core.errors import BadInputError
-from pvdm_core.metrics.fvd import (FEATURE_KEYS, RESIZE_MODES, FeatureStats, compute_features, frechet_distance,
+from pvdm_core.metrics.fvd import (FEATURE_KEYS, RESIZE_MODES, FeatureStats, compute_features, 
                                    fvd_from_stats, kernel_video_distance, load_i3d, make_protocol)
 from pvdm_core.metrics.i3d_weights import DETECTORS
 from pvdm_core.models.i3d import MIN_FRAMES
@@ -495,30 +493,6 @@ def _check_kept_features(side: str, source: Source, flag: str) -> None:
 # ---------------------------------------------------------------- 5. the distance
 
 
-def fvd_between(real: FeatureStats, fake: FeatureStats, ddof: int = 1) -> float:
-    """`fvd_from_stats`, computed in the subspace the two Gaussians occupy when a covariance is singular.
-
-    With no more videos than feature dims (N <= 400) the covariances are rank-deficient and
-    scipy's sqrtm of their product loses accuracy (FVD(A, A) came out -1.6e-3 at N=3). The
-    Fréchet distance only involves the span of both covariances and of the mean difference;
-    in an orthonormal basis of that span (eigenvectors of S1 + S2 + dd^T above d * eps of the
-    largest) it is the same number, and equal statistics give an exactly full-rank problem.
-    """
-    real.check_compatible(fake)
-    dim = real.dim
-    if min(real.n, fake.n) > dim:  # N samples span at most N - 1 dims
-        return fvd_from_stats(real, fake, ddof)
-    s1, s2 = real.cov(ddof), fake.cov(ddof)
-    diff = real.mean - fake.mean
-    w, v = np.linalg.eigh(s1 + s2 + np.outer(diff, diff))
-    q = v[:, w > max(w.max(), 0.0) * dim * np.finfo(np.float64).eps]
-    if q.shape[1] == 0:  # both sets are one repeated point each, at the same place
-        return 0.0
-    with warnings.catch_warnings():  # "matrix is singular": expected here; imaginary parts are still checked
-        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
-        return frechet_distance(q.T @ real.mean, q.T @ s1 @ q, q.T @ fake.mean, q.T @ s2 @ q)
-
-
 # ---------------------------------------------------------------- 6. the command
 
 
@@ -607,7 +581,7 @@ def evaluate_fvd(real: str | Path, fake: str | Path, opts: FVDOptions, device: D
 
     # 4. statistics and distances
     stats = {side: _side_stats(src, collected[side], protocol, opts, side) for side, src in sources.items()}
-    fvd = fvd_between(stats["REAL"], stats["FAKE"], ddof=opts.ddof)
+    fvd = fvd_from_stats(stats["REAL"], stats["FAKE"], ddof=opts.ddof)
     result: dict[str, Any] = {
         "fvd": fvd, "n_real": stats["REAL"].n, "n_fake": stats["FAKE"].n, "frames": opts.frames,
         "resolution": protocol["resolution"], "resize": opts.resize, "detector": opts.detector,
@@ -633,4 +607,4 @@ def evaluate_fvd(real: str | Path, fake: str | Path, opts: FVDOptions, device: D
 
 
 __all__ = ["Collected", "FVDOptions", "Source", "VideoRef", "clip_start", "collect_features", "evaluate_fvd",
-           "fvd_between", "open_source", "validate_options"]
+           "open_source", "validate_options"]

@@ -3,7 +3,7 @@ import json
 import yaml
 from typer.testing import CliRunner
 
-from pvdm_cli.main import app, main  # noqa: F401
+from pvdm_cli.main import app
 import pvdm_cli.commands  # noqa: F401  - registers the pipeline commands
 
 runner = CliRunner()

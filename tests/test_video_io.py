@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import torch
 
 from pvdm_core import video_io as vio
 from pvdm_core.errors import BadInputError

@@ -13,6 +13,7 @@ Statistics files (.npz) carry a protocol dict; statistics computed under differe
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -299,9 +300,27 @@ def _sqrtm(a: np.ndarray) -> np.ndarray:
 
 
 def fvd_from_stats(real: FeatureStats, fake: FeatureStats, ddof: int = 1) -> float:
-    """FVD between two compatible statistics."""
+    """FVD between two compatible statistics, in the subspace the Gaussians occupy when a covariance is singular.
+
+    With no more videos than feature dims (N <= 400) the covariances are rank-deficient and
+    scipy's sqrtm of their product loses accuracy (FVD(A, A) came out -1.6e-3 at N=3). The
+    Fréchet distance only involves the span of both covariances and of the mean difference;
+    in an orthonormal basis of that span (eigenvectors of S1 + S2 + dd^T above d * eps of the
+    largest) it is the same number, and equal statistics give an exactly full-rank problem.
+    """
     real.check_compatible(fake)
-    return frechet_distance(real.mean, real.cov(ddof), fake.mean, fake.cov(ddof))
+    dim = real.dim
+    if min(real.n, fake.n) > dim:  # N samples span at most N - 1 dims
+        return frechet_distance(real.mean, real.cov(ddof), fake.mean, fake.cov(ddof))
+    s1, s2 = real.cov(ddof), fake.cov(ddof)
+    diff = real.mean - fake.mean
+    w, v = np.linalg.eigh(s1 + s2 + np.outer(diff, diff))
+    q = v[:, w > max(w.max(), 0.0) * dim * np.finfo(np.float64).eps]
+    if q.shape[1] == 0:  # both sets are one repeated point each, at the same place
+        return 0.0
+    with warnings.catch_warnings():  # "matrix is singular": expected here; imaginary parts are still checked
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+        return frechet_distance(q.T @ real.mean, q.T @ s1 @ q, q.T @ fake.mean, q.T @ s2 @ q)
 
 
 def kernel_video_distance(feats_a: np.ndarray, feats_b: np.ndarray, degree: int = 3,
