@@ -73,3 +73,12 @@ def test_data_shortcut_and_roundtrip():
     assert again.to_dict().keys() == cfg.to_dict().keys()
     assert config_hash(cfg.ae) == config_hash(load_config("tiny").ae)
     assert config_hash(cfg.ae) != config_hash(load_config("sky256").ae)
+
+
+def test_every_preset_batch_splits_into_micro_batches():
+    from pvdm_core.train_ae import micro_batches
+
+    for name in preset_names():
+        cfg = load_config(name)
+        for tc in (cfg.ae_train, cfg.diffusion_train):
+            assert micro_batches(tc.batch_size, tc.grad_accum) * tc.grad_accum == tc.batch_size, name
