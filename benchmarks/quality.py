@@ -1,0 +1,214 @@
+"""Quality benchmark: the tiny preset end to end on the synthetic dataset, scored by FVD.
+
+    python benchmarks/quality.py [--budget-minutes 15] [--out DIR] [--num 64] [--no-record]
+
+Runs the real user path (the `pvdm` CLI, one subprocess per command) within a fixed budget:
+
+1. `pvdm train-ae --preset tiny`, then `pvdm train-diffusion --preset tiny` on it, each with a
+   `--max-time` share of the budget (the preset's step counts are the target; the caps only
+   bite on a slow or loaded machine, and the steps actually done are reported);
+2. `pvdm synth real/ --num 64` (held-out test seeds, never seen in training);
+3. three sets of 64 16-frame videos scored against the same real statistics (I3D features of
+   the real videos are computed once, saved with --save-stats-real and reused):
+   - generated: `pvdm sample --num 64` from the trained model (fixed seed);
+   - reconstructions (the floor): `pvdm encode --reconstruct` of the 64 real videos;
+   - untrained (the ceiling): samples from a diffusion model of step 0 (`--steps 0`) on the
+     same autoencoder, same seed and sampler.
+
+Prints a table and writes the "## Quality" section of benchmarks/RESULTS.md (other sections
+are kept). FVD uses the real Kinetics-400 I3D (`pvdm eval-fvd`, center-crop to 224, ddof 1).
+With 64 videos per side FVD is biased upwards and only comparable within this table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+SECTION = "## Quality"
+
+# Seconds kept back from training for everything after it (synth, sampling twice, encode,
+# 4 x 64 I3D clips at ~0.7 s each on 2 free cores, process start-up), scaled with --num.
+EVAL_RESERVE_S_PER_VIDEO = 4.5
+AE_SHARE = 0.4  # of the training budget; the diffusion model gets the rest
+
+
+def pvdm(*args: str, log: list[dict], timeout: float | None = None) -> dict:
+    """Run one `pvdm ... --json` command; return its JSON result (stdout), logging time and command."""
+    cmd = [sys.executable, "-m", "pvdm_cli", *args, "--json"]
+    shown = "pvdm " + " ".join(shlex.quote(a) for a in args)
+    print(f"$ {shown}", file=sys.stderr, flush=True)
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None, text=True, timeout=timeout, cwd=ROOT)
+    seconds = time.monotonic() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"quality benchmark: `{shown}` failed with exit code {proc.returncode}")
+    result = json.loads(proc.stdout)
+    log.append({"command": shown, "seconds": round(seconds, 1)})
+    print(f"  ({seconds:.1f} s)", file=sys.stderr, flush=True)
+    return result
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    path = run_dir / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def load_avg() -> str:
+    try:
+        return "/".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def replace_section(text: str, section: str) -> str:
+    """Replace the '## Quality' section of RESULTS.md (up to the next '## ' heading), or append it."""
+    pattern = re.compile(r"^## Quality\b.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        return pattern.sub(lambda _: section.rstrip("\n") + "\n\n", text, count=1).rstrip("\n") + "\n"
+    if not text.strip():
+        text = "# Benchmark results\n"
+    return text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--budget-minutes", type=float, default=15.0, help="Total wall-clock budget (default 15).")
+    ap.add_argument("--out", type=Path, default=Path("runs/quality"), help="Working folder (runs, videos, stats).")
+    ap.add_argument("--num", type=int, default=64, help="Videos per FVD side (default 64).")
+    ap.add_argument("--seed", type=int, default=0, help="Sampling seed (video i uses seed + i).")
+    ap.add_argument("--no-record", action="store_true", help="Do not write benchmarks/RESULTS.md.")
+    args = ap.parse_args()
+
+    out = args.out.resolve()
+    if out.exists() and any(out.iterdir()):
+        raise SystemExit(f"quality benchmark: {out} is not empty; give a new --out (runs would resume otherwise)")
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.monotonic()
+    started = dt.datetime.now(dt.timezone.utc)
+    load_before = load_avg()
+    budget = args.budget_minutes * 60
+    reserve = EVAL_RESERVE_S_PER_VIDEO * args.num
+    train_budget = budget - reserve - 30  # 30 s: process start-up of the two training commands
+    if train_budget < 60:
+        raise SystemExit(f"quality benchmark: a budget of {args.budget_minutes} min leaves no time to train "
+                         f"(evaluation alone needs about {reserve / 60:.1f} min)")
+    log: list[dict] = []
+
+    # 1. train: the tiny preset, capped by the budget
+    ae_dir, dm_dir, dm0_dir = out / "ae", out / "dm", out / "dm-untrained"
+    ae_cap = AE_SHARE * train_budget
+    ae = pvdm("train-ae", "--preset", "tiny", "--out", str(ae_dir), "--max-time", f"{ae_cap / 60:.2f}", log=log)
+    dm_cap = budget - reserve - (time.monotonic() - t_start) - 15
+    dm = pvdm("train-diffusion", "--preset", "tiny", "--ae", str(ae_dir), "--out", str(dm_dir),
+              "--max-time", f"{dm_cap / 60:.2f}", log=log)
+    pvdm("train-diffusion", "--preset", "tiny", "--ae", str(ae_dir), "--out", str(dm0_dir), "--steps", "0", log=log)
+    t_train = time.monotonic() - t_start
+
+    # 2. videos: held-out real, generated, reconstructed, untrained
+    real, gen, rec, unt = out / "real", out / "generated", out / "recon", out / "untrained"
+    pvdm("synth", str(real), "--num", str(args.num), "--split", "test", log=log)
+    seed = str(args.seed)
+    pvdm("sample", "--model", str(dm_dir), "--num", str(args.num), "--seed", seed, "-o", str(gen), log=log)
+    pvdm("sample", "--model", str(dm0_dir), "--num", str(args.num), "--seed", seed, "-o", str(unt), log=log)
+    pvdm("encode", str(real), "--ae", str(ae_dir), "-o", str(out / "real-latents.npz"), "--clips", "first",
+         "--reconstruct", str(rec), log=log)
+
+    # 3. FVD: real statistics once, then each fake set against them
+    stats = out / "real.stats.npz"
+    n = str(args.num)
+    fvd = {}
+    r = pvdm("eval-fvd", str(real), str(gen), "-n", n, "--save-stats-real", str(stats), log=log)
+    fvd["generated"] = r
+    fvd["reconstruction"] = pvdm("eval-fvd", str(stats), str(rec), "-n", n, log=log)
+    fvd["untrained"] = pvdm("eval-fvd", str(stats), str(unt), "-n", n, log=log)
+    total = time.monotonic() - t_start
+    load_after = load_avg()
+
+    # 4. report
+    ae_metrics, dm_metrics = read_metrics(ae_dir), read_metrics(dm_dir)
+    psnr = [(m["step"], m["psnr"]) for m in ae_metrics if m.get("split") == "test"]
+    dm_losses = [(m["step"], m["loss_ema"]) for m in dm_metrics if "loss_ema" in m]
+    rows = [
+        ("Generated (trained tiny model)", fvd["generated"]["fvd"], f"{args.num} samples, seed {args.seed}"),
+        ("AE reconstructions (floor)", fvd["reconstruction"]["fvd"], f"the {args.num} held-out videos through the AE"),
+        ("Untrained diffusion model (ceiling)", fvd["untrained"]["fvd"], "step-0 UNet, same AE, seed and sampler"),
+    ]
+    print(f"\n{'':38s} {'FVD':>9s}")
+    for name, value, _ in rows:
+        print(f"{name:38s} {value:9.1f}")
+    print(f"\ntrain-ae: {ae['step']} steps, held-out PSNR {ae.get('test_psnr', float('nan')):.2f} dB; "
+          f"train-diffusion: {dm['step']} steps, loss {dm['first_loss']:.4f} -> {dm['loss_ema']:.4f}; "
+          f"total {total / 60:.1f} min (budget {args.budget_minutes:g} min)")
+
+    summary = {"fvd": {k: v["fvd"] for k, v in fvd.items()}, "ae": ae, "diffusion": dm, "total_s": total,
+               "train_s": t_train, "budget_min": args.budget_minutes, "commands": log, "psnr_curve": psnr,
+               "diffusion_loss_curve": dm_losses[:: max(1, len(dm_losses) // 12)]}
+    (out / "quality.json").write_text(json.dumps(summary, indent=2))
+    if args.no_record:
+        return
+
+    from pvdm_core.config import load_config
+
+    sc = load_config("tiny").sample
+    cmd_line = "python benchmarks/quality.py" + "".join(f" {a}" for a in sys.argv[1:])
+    curve = ", ".join(f"{s}: {p:.1f}" for s, p in psnr)
+    loss_pts = summary["diffusion_loss_curve"]
+    loss_curve = ", ".join(f"{s}: {v:.3f}" for s, v in loss_pts)
+    lines = [
+        SECTION,
+        "",
+        f"Measured with `{cmd_line}` on {started.strftime('%Y-%m-%d %H:%M UTC')} "
+        f"({total / 60:.1f} min in all, budget {args.budget_minutes:g} min).",
+        "",
+        f"- Machine: {cpu_model()}, {os.cpu_count()} cores, CPU only; torch threads: default. "
+        f"Load average (1/5/15 min) before: {load_before}, after: {load_after} (the machine is shared; "
+        "a load above the core count slows every step and can make the time caps stop training early).",
+        f"- Training: `pvdm train-ae --preset tiny` {ae['step']} steps"
+        f"{' (stopped by its time cap)' if not ae['complete'] else ''}, held-out PSNR "
+        f"{ae.get('test_psnr', float('nan')):.2f} dB; `pvdm train-diffusion --preset tiny` {dm['step']} steps"
+        f"{' (stopped by its time cap)' if not dm['complete'] else ''}, loss {dm['first_loss']:.3f} (first step) -> "
+        f"{dm['loss_ema']:.3f} (running mean); training took {t_train / 60:.1f} min.",
+        f"- Held-out PSNR by step: {curve}.",
+        f"- Diffusion loss (running mean) by step: {loss_curve}.",
+        f"- FVD: `pvdm eval-fvd`, Kinetics-400 I3D (TF-Hub weights), {args.num} clips of 16 frames per side, "
+        f"32x32 videos center-cropped/resized to 224, ddof 1; real = `pvdm synth --num {args.num}` (test seeds, "
+        f"never trained on); sampler {sc.sampler} {sc.steps} steps, eta {sc.eta:g}, "
+        f"EMA weights, seed {args.seed}. All videos go through mp4 the same way. With {args.num} videos per side FVD "
+        "is biased upwards: compare the rows with each other, not with published numbers.",
+        "",
+        "| Videos | FVD (lower is better) | What |",
+        "|---|---|---|",
+        *[f"| {name} | {value:.1f} | {what} |" for name, value, what in rows],
+        "",
+        "Time per command: " + "; ".join(f"`{c['command'].split(' --')[0]}` {c['seconds']:.0f} s" for c in log) + ".",
+        "",
+    ]
+    text = RESULTS.read_text() if RESULTS.is_file() else ""  # re-read: another benchmark writes its own section
+    RESULTS.write_text(replace_section(text, "\n".join(lines)))
+    print(f"\nwrote the Quality section of {RESULTS}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
