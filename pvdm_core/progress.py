@@ -6,6 +6,7 @@ import os
 import sys
 
 from rich.console import Console
+from rich.text import Text
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                            TimeRemainingColumn)
 
@@ -27,4 +28,5 @@ def log(message: str) -> None:
     if console.is_terminal:
         console.print(message, highlight=False)
     else:
-        print(message, file=sys.stderr, flush=True)
+        # Logs piped to a file get the text without the markup tags.
+        print(Text.from_markup(message).plain, file=sys.stderr, flush=True)

@@ -72,3 +72,10 @@ def test_missing_inputs_exit_2(tmp_path):
     assert r.exit_code == 2 and "not found" in r.stderr and "Traceback" not in r.stderr
     r = invoke("sample", "--model", str(tmp_path / "nope"), "-o", str(tmp_path / "x.mp4"))
     assert r.exit_code == 2
+
+
+def test_log_lines_drop_markup_when_piped(capsys):
+    from pvdm_core.progress import log
+
+    log("[yellow]warning: latents [1, 2] hold no pairs[/]")
+    assert capsys.readouterr().err == "warning: latents [1, 2] hold no pairs\n"
