@@ -96,6 +96,12 @@ class DiffusionConfig:
     beta_start: float = 0.0015  # betas = linspace(sqrt(beta_start), sqrt(beta_end), T)^2
     beta_end: float = 0.0195
     cond_prob: float = 0.3  # lambda: share of training examples conditioned on the previous clip
+    # Diffuse z / std(z), one std per plane measured on the training latents (LDM's scale_by_std).
+    # The reference diffuses the raw tanh latents (std ~0.15-0.35), which wastes most noise levels.
+    scale_latents: bool = False
+    # What the UNet predicts: eps (the reference) or v (Salimans & Ho 2022), which samples better
+    # after short training because x_0 near t = T no longer amplifies the network's error.
+    prediction: str = "eps"
 
 
 @dataclass
@@ -107,7 +113,6 @@ class DiffusionTrainConfig:
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     ema_decay: float = 0.999
-    ema_warmup: int = 100  # EMA decay ramps as min(ema_decay, (1 + step) / (10 + step)) until here
     sample_every: int = 500  # preview video
     ckpt_every: int = 500
     log_every: int = 10

@@ -8,7 +8,7 @@ returns the input's container type.
 
 Samplers are pure functions with one signature (k-diffusion style):
 
-    sample_xxx(model_fn, x_T, schedule, [steps, eta,] generator=None, callback=None, clip_x0=True)
+    sample_xxx(model_fn, x_T, schedule, [steps, eta,] generator=None, callback=None, x0_bound=1.0)
 
 `model_fn(x, t) -> eps` predicts the noise of planes x at timesteps t (LongTensor (B,));
 conditioning is bound by the caller in a closure, one network evaluation per step.
@@ -75,6 +75,16 @@ def plane_mse(a: Planes, b: Planes) -> Tensor:
     pa, pb = plane_list(a), plane_list(b)
     total = sum(p.numel() for p in pa)
     return sum(((x.float() - y.float()) ** 2).sum() for x, y in zip(pa, pb, strict=True)) / total
+
+
+def plane_std(x: Planes) -> tuple[float, ...]:
+    """Standard deviation of each plane over all its numbers."""
+    return tuple(float(p.float().std()) for p in plane_list(x))
+
+
+def scale_planes(x: Planes, factors: Sequence[float]) -> Planes:
+    """Plane k times factors[k]: latents to unit variance (1 / plane_std) and back (plane_std)."""
+    return plane_map(lambda p, f: p * f, x, tuple(factors))
 
 
 def _batch(x: Planes) -> int:
@@ -155,6 +165,28 @@ def q_sample(x0: Planes, t: Tensor, noise: Planes, schedule: NoiseSchedule) -> P
     return plane_map(lambda x, n: _per_example(sqrt_ab, x) * x + _per_example(sqrt_1m_ab, x) * n, x0, noise)
 
 
+def v_target(x0: Planes, t: Tensor, noise: Planes, schedule: NoiseSchedule) -> Planes:
+    """v = sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x_0 (Salimans & Ho 2022, "v-prediction")."""
+    sqrt_ab = _at(schedule.alphas_cumprod.sqrt(), t)
+    sqrt_1m_ab = _at((1.0 - schedule.alphas_cumprod).sqrt(), t)
+    return plane_map(lambda x, n: _per_example(sqrt_ab, x) * n - _per_example(sqrt_1m_ab, x) * x, x0, noise)
+
+
+def eps_from_v(v: Planes, x_t: Planes, t: Tensor, schedule: NoiseSchedule) -> Planes:
+    """eps = sqrt(alpha_bar_t) v + sqrt(1 - alpha_bar_t) x_t, so v-models run in the eps samplers.
+
+    Near t = T, x_0 = (x_t - sqrt(1 - alpha_bar) eps) / sqrt(alpha_bar) multiplies an eps error
+    by up to 14x (alpha_bar_T = 0.0047); from v, x_0 = sqrt(alpha_bar) x_t - sqrt(1 - alpha_bar) v
+    does not, which is why short runs sample better with v.
+    """
+    sqrt_ab = _at(schedule.alphas_cumprod.sqrt(), t)
+    sqrt_1m_ab = _at((1.0 - schedule.alphas_cumprod).sqrt(), t)
+    return plane_map(lambda a, x: _per_example(sqrt_ab, a) * a + _per_example(sqrt_1m_ab, x) * x, v, x_t)
+
+
+PREDICTIONS = ("eps", "v")
+
+
 def draw_timesteps(batch: int, schedule: NoiseSchedule, generator: torch.Generator | None = None,
                    device: torch.device | str = "cpu") -> Tensor:
     """t ~ Uniform{0, ..., T-1} (DDPM Algorithm 1)."""
@@ -177,6 +209,7 @@ def diffusion_loss(
     noise: Planes,
     cond_mask: Tensor | None,
     schedule: NoiseSchedule,
+    prediction: str = "eps",
 ) -> Tensor:
     """PVDM's joint objective for clips of any length (Yu et al. 2023, Sec. 3.3):
 
@@ -184,9 +217,9 @@ def diffusion_loss(
 
     as a Monte-Carlo mean: example b is conditioned on its previous clip z_prev[b] where
     cond_mask[b] (drawn with probability lambda), and on zeros elsewhere. `model(x, t, cond)`
-    predicts eps; `z_prev=None` or `cond_mask=None` means no example is conditioned. The
-    squared error is averaged over every latent number of the three planes (DDPM eq. 14,
-    "L_simple").
+    predicts eps (or v = sqrt(alpha_bar) eps - sqrt(1 - alpha_bar) z2_0 with prediction="v");
+    `z_prev=None` or `cond_mask=None` means no example is conditioned. The squared error is
+    averaged over every latent number of the three planes (DDPM eq. 14, "L_simple").
     """
     # 1. diffuse the clean latents of the clip to predict: z2_t ~ q(z2_t | z2_0)
     x_t = q_sample(z_next, t, noise, schedule)
@@ -197,8 +230,11 @@ def diffusion_loss(
             lambda p: torch.where(cond_mask.reshape(-1, *([1] * (p.ndim - 1))).to(p.device), p, torch.zeros_like(p)),
             z_prev,
         )
-    # 3. epsilon-prediction MSE
-    return plane_mse(model(x_t, t, cond), noise)
+    # 3. epsilon- (or v-) prediction MSE
+    if prediction not in PREDICTIONS:
+        raise BadInputError(f"unknown diffusion.prediction {prediction!r}: choose one of {', '.join(PREDICTIONS)}")
+    target = noise if prediction == "eps" else v_target(z_next, t, noise, schedule)
+    return plane_mse(model(x_t, t, cond), target)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,16 +246,19 @@ def _timestep_vector(t: int, x: Planes) -> Tensor:
     return torch.full((_batch(x),), t, dtype=torch.long, device=_device(x))
 
 
-def predict_x0(x_t: Planes, eps: Planes, alpha_bar_t: float, clip_x0: bool = True) -> Planes:
+X0Bound = Union[float, Sequence[float], None]  # |x_0| limit: one for all planes, one per plane, or none
+
+
+def predict_x0(x_t: Planes, eps: Planes, alpha_bar_t: float, x0_bound: X0Bound = 1.0) -> Planes:
     """x_0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t) (DDPM eq. 4 solved for x_0),
-    clamped to [-1, 1] (the latents' range) when clip_x0."""
+    clamped to [-b, b]: b = 1 is the range of tanh latents; with latents scaled by 1/std, b = 1/std
+    per plane (see `scale_planes`); None does not clamp."""
     a, s = math.sqrt(alpha_bar_t), math.sqrt(1.0 - alpha_bar_t)
-
-    def f(x: Tensor, e: Tensor) -> Tensor:
-        x0 = (x - s * e) / a
-        return x0.clamp(-1.0, 1.0) if clip_x0 else x0
-
-    return plane_map(f, x_t, eps)
+    if x0_bound is None:
+        return plane_map(lambda x, e: (x - s * e) / a, x_t, eps)
+    if isinstance(x0_bound, (int, float)):
+        return plane_map(lambda x, e: ((x - s * e) / a).clamp(-x0_bound, x0_bound), x_t, eps)
+    return plane_map(lambda x, e, b: ((x - s * e) / a).clamp(-b, b), x_t, eps, tuple(x0_bound))
 
 
 def ddpm_step(
@@ -228,7 +267,7 @@ def ddpm_step(
     t: int,
     schedule: NoiseSchedule,
     generator: torch.Generator | None = None,
-    clip_x0: bool = True,
+    x0_bound: X0Bound = 1.0,
 ) -> tuple[Planes, Planes]:
     """One ancestral step x_t -> x_{t-1} of DDPM (Ho et al. 2020, Algorithm 2 via eqs. 6-7).
 
@@ -241,7 +280,7 @@ def ddpm_step(
     alpha_t = ab_t / ab_prev
     beta_t = 1.0 - alpha_t
     # 2. predicted x_0 (eq. 4 inverted), clamped
-    x0 = predict_x0(x_t, eps, ab_t, clip_x0)
+    x0 = predict_x0(x_t, eps, ab_t, x0_bound)
     # 3. posterior mean mu~_t(x_t, x_0) (eq. 7)
     c_x0 = math.sqrt(ab_prev) * beta_t / (1.0 - ab_t)
     c_xt = math.sqrt(alpha_t) * (1.0 - ab_prev) / (1.0 - ab_t)
@@ -263,7 +302,7 @@ def ddim_step(
     schedule: NoiseSchedule,
     eta: float,
     generator: torch.Generator | None = None,
-    clip_x0: bool = True,
+    x0_bound: X0Bound = 1.0,
 ) -> tuple[Planes, Planes]:
     """One DDIM step x_t -> x_{t_prev} (Song et al. 2021, eq. 12); returns (x_{t_prev}, x_0).
 
@@ -277,7 +316,7 @@ def ddim_step(
     # 1. alphas
     ab_t, ab_prev = schedule.alpha_bar(t), schedule.alpha_bar(t_prev)
     # 2. predicted x_0, clamped
-    x0 = predict_x0(x_t, eps, ab_t, clip_x0)
+    x0 = predict_x0(x_t, eps, ab_t, x0_bound)
     if t_prev < 0:
         return x0, x0
     # 3. sigma_t(eta) (eq. 16)
@@ -338,13 +377,13 @@ def sample_ddpm(
     schedule: NoiseSchedule,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
-    clip_x0: bool = True,
+    x0_bound: X0Bound = 1.0,
 ) -> Planes:
     """Full ancestral DDPM sampling over all T timesteps (Ho et al. 2020, Algorithm 2)."""
     x = x_T
     for i, t in enumerate(range(schedule.num_timesteps - 1, -1, -1)):
         eps = model_fn(x, _timestep_vector(t, x))
-        x, x0 = ddpm_step(eps, x, t, schedule, generator, clip_x0)
+        x, x0 = ddpm_step(eps, x, t, schedule, generator, x0_bound)
         if callback is not None:
             callback({"i": i, "t": t, "x": x, "x0": x0})
     return x
@@ -358,7 +397,7 @@ def sample_ddim(
     eta: float,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
-    clip_x0: bool = True,
+    x0_bound: X0Bound = 1.0,
 ) -> Planes:
     """DDIM sampling (Song et al. 2021, eq. 12) on the reference grid `ddim_timesteps(steps)`.
 
@@ -370,7 +409,7 @@ def sample_ddim(
     x = x_T
     for i, (t, t_prev) in enumerate(zip(ts, ts[1:] + [-1])):
         eps = model_fn(x, _timestep_vector(t, x))
-        x, x0 = ddim_step(eps, x, t, t_prev, schedule, eta, generator, clip_x0)
+        x, x0 = ddim_step(eps, x, t, t_prev, schedule, eta, generator, x0_bound)
         if callback is not None:
             callback({"i": i, "t": t, "x": x, "x0": x0})
     return x
@@ -382,7 +421,7 @@ def sample_dpmpp_2m(
     schedule: NoiseSchedule,
     steps: int,
     callback: Callback | None = None,
-    clip_x0: bool = True,
+    x0_bound: X0Bound = 1.0,
 ) -> Planes:
     """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2): multistep second-order solver of the
     diffusion ODE in data-prediction form; deterministic, so it takes no generator.
@@ -398,8 +437,8 @@ def sample_dpmpp_2m(
     on the logSNR grid `dpm_timesteps(steps)` (999, ..., 0); the last step goes to alpha_bar = 1
     and returns the last predicted x_0 (first order). This equals diffusers'
     DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", solver_order=2,
-    final_sigmas_type="zero") run on the same custom timesteps; clip_x0 clamps x_0 predictions to
-    [-1, 1] (diffusers: thresholding=True with sample_max_value=1).
+    final_sigmas_type="zero") run on the same custom timesteps; x0_bound = 1 clamps x_0 predictions
+    to [-1, 1] (diffusers: thresholding=True with sample_max_value=1).
     """
     ts = dpm_timesteps(steps, schedule)
     x = x_T
@@ -409,7 +448,7 @@ def sample_dpmpp_2m(
         eps = model_fn(x, _timestep_vector(s, x))
         # 1. data prediction x0_theta(x_s, s), clamped
         ab_s = schedule.alpha_bar(s)
-        x0 = predict_x0(x, eps, ab_s, clip_x0)
+        x0 = predict_x0(x, eps, ab_s, x0_bound)
         if t < 0:  # sigma_t = 0: the solution is the data prediction
             x = x0
         else:
@@ -447,13 +486,13 @@ def sample(
     eta: float = 1.0,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
-    clip_x0: bool = True,
+    x0_bound: X0Bound = 1.0,
 ) -> Planes:
     """Dispatch on a sampler name (SampleConfig.sampler): ddpm (all T steps), ddim, dpm (DPM-Solver++(2M))."""
     if sampler == "ddpm":
-        return sample_ddpm(model_fn, x_T, schedule, generator, callback, clip_x0)
+        return sample_ddpm(model_fn, x_T, schedule, generator, callback, x0_bound)
     if sampler == "ddim":
-        return sample_ddim(model_fn, x_T, schedule, steps, eta, generator, callback, clip_x0)
+        return sample_ddim(model_fn, x_T, schedule, steps, eta, generator, callback, x0_bound)
     if sampler == "dpm":
-        return sample_dpmpp_2m(model_fn, x_T, schedule, steps, callback, clip_x0)
+        return sample_dpmpp_2m(model_fn, x_T, schedule, steps, callback, x0_bound)
     raise BadInputError(f"unknown sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")

@@ -19,7 +19,7 @@ import torch
 from pvdm_core.checkpoint import checkpoint_config, load_checkpoint
 from pvdm_core.config import Config
 from pvdm_core.device import DeviceChoice, autocast
-from pvdm_core.diffusion import NoiseSchedule, sample as run_sampler
+from pvdm_core.diffusion import NoiseSchedule, eps_from_v, sample as run_sampler, scale_planes
 from pvdm_core.encode import LoadedAE, load_autoencoder
 from pvdm_core.errors import BadInputError
 from pvdm_core.models.autoencoder import Latents
@@ -36,6 +36,7 @@ class LoadedDiffusion:
     cfg: Config
     schedule: NoiseSchedule
     path: str
+    latent_std: tuple[float, ...]  # the model diffuses z / latent_std (all 1 unless diffusion.scale_latents)
 
 
 def build_unet(cfg: Config) -> TriplaneUNet:
@@ -69,7 +70,7 @@ def load_diffusion(run_or_ckpt: str | Path | None, device: torch.device, use_ema
         raise BadInputError(f"{ae_path} is not the autoencoder {state['path']} was trained on "
                             f"(ae_hash {loaded_ae.ae_hash}, expected {state['ae_hash']})")
     return LoadedDiffusion(unet.to(device).eval().requires_grad_(False), loaded_ae, cfg,
-                           NoiseSchedule.from_config(cfg.diffusion), state["path"])
+                           NoiseSchedule.from_config(cfg.diffusion), state["path"], tuple(state["latent_std"]))
 
 
 @dataclass
@@ -88,16 +89,21 @@ def _noise(shapes: dict[str, tuple[int, ...]], generators: list[torch.Generator]
 @torch.no_grad()
 def sample_clip(model: LoadedDiffusion, cond: Latents | None, generators: list[torch.Generator],
                 opts: SamplerOptions, device: DeviceChoice) -> Latents:
-    """Latents of one clip per generator, conditioned on `cond` (None = unconditional)."""
+    """Latents of one clip per generator, conditioned on `cond` (None = unconditional); AE units in and out."""
     x_T = _noise(model.ae.model.latent_shapes(), generators, device.device)
+    inv_std = tuple(1.0 / s for s in model.latent_std)
+    cond = Latents(*scale_planes(cond, inv_std)) if cond is not None else None
 
     def model_fn(x: Latents, t: torch.Tensor) -> Latents:
         with autocast(device):
-            return Latents(*model.unet(x, t, cond)).float()
+            out = Latents(*model.unet(x, t, cond)).float()
+        return Latents(*eps_from_v(out, x, t, model.schedule)) if model.cfg.diffusion.prediction == "v" else out
 
     # a list of generators: the sampler draws batch row b's noise from generators[b] alone
-    return Latents(*run_sampler(model_fn, x_T, model.schedule, opts.sampler, opts.steps, opts.eta,
-                                generator=generators))
+    # tanh latents lie in [-1, 1], so x_0 is clamped to [-1/std, 1/std] per plane
+    z = run_sampler(model_fn, x_T, model.schedule, opts.sampler, opts.steps, opts.eta, generator=generators,
+                    x0_bound=inv_std)
+    return Latents(*scale_planes(z, model.latent_std))
 
 
 @torch.no_grad()

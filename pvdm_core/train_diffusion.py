@@ -26,7 +26,7 @@ from pvdm_core.checkpoint import check_same_model, load_checkpoint, save_checkpo
 from pvdm_core.config import Config
 from pvdm_core.data.datasets import build_dataset
 from pvdm_core.device import DeviceChoice, autocast
-from pvdm_core.diffusion import NoiseSchedule, diffusion_loss, draw_cond_mask, draw_timesteps
+from pvdm_core.diffusion import NoiseSchedule, diffusion_loss, draw_cond_mask, draw_timesteps, plane_std, scale_planes
 from pvdm_core.encode import LatentSet, LoadedAE, load_latents
 from pvdm_core.errors import BadInputError, PvdmError
 from pvdm_core.models.autoencoder import Latents
@@ -113,12 +113,12 @@ def train_diffusion(cfg: Config, opts: DiffusionTrainOptions) -> dict[str, Any]:
 
     # 1. model, EMA, optimizer
     model = build_unet(cfg).to(device.device)
-    ema = EMA(model, tc.ema_decay, tc.ema_warmup)
+    ema = EMA(model, tc.ema_decay)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     scaler = torch.amp.GradScaler(device.device.type, enabled=device.needs_grad_scaler)
 
     # 2. resume from the same --out
-    step = 0
+    step, latent_std = 0, None
     if (run_dir / "latest").is_file():
         state = load_checkpoint(run_dir, KIND)
         check_same_model(state, cfg, ("unet", "ae", "data.frames", "data.resolution"))
@@ -128,7 +128,7 @@ def train_diffusion(cfg: Config, opts: DiffusionTrainOptions) -> dict[str, Any]:
         ema.model.load_state_dict(state["ema"])
         opt.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
-        step = state["step"]
+        step, latent_std = state["step"], tuple(state["latent_std"])
         log(f"resuming from {state['path']} at step {step}")
 
     def checkpoint() -> Path:
@@ -137,13 +137,17 @@ def train_diffusion(cfg: Config, opts: DiffusionTrainOptions) -> dict[str, Any]:
             save_checkpoint(path, {
                 "kind": KIND, "config": cfg.to_dict(), "step": step, "model": unwrap(model).state_dict(),
                 "ema": ema.model.state_dict(), "optimizer": opt.state_dict(), "scaler": scaler.state_dict(),
-                "ae_path": str(Path(opts.ae.path).resolve()), "ae_hash": opts.ae.ae_hash})
+                "ae_path": str(Path(opts.ae.path).resolve()), "ae_hash": opts.ae.ae_hash,
+                "latent_std": list(latent_std)})
         dist.barrier()
         return path
 
     # 3. latents in memory; step k's batch, noise, t and condition mask are functions of (seed, k)
     latents = (load_latents(opts.latents, opts.ae.ae_hash) if opts.latents
                else encode_dataset(opts.ae, cfg, device, opts.strict))
+    if latent_std is None:
+        latent_std = plane_std(latents.z) if cfg.diffusion.scale_latents else (1.0,) * len(latents.z)
+    latents = dataclasses.replace(latents, z=Latents(*scale_planes(latents.z, [1.0 / s for s in latent_std])))
     pairs = LatentPairs(latents)
     n_pairs = int((pairs.prev >= 0).sum())
     if n_pairs == 0 and cfg.diffusion.cond_prob > 0:
@@ -153,9 +157,10 @@ def train_diffusion(cfg: Config, opts: DiffusionTrainOptions) -> dict[str, Any]:
     sampler = StepBatchSampler(len(pairs), tc.batch_size, cfg.run.seed, step, tc.steps)
     loader = DataLoader(pairs, batch_sampler=sampler, collate_fn=collate)
     ddp = DDP(model) if dist.world_size() > 1 else model
-    preview = LoadedDiffusion(ema.model, opts.ae, cfg, schedule, str(run_dir))
+    preview = LoadedDiffusion(ema.model, opts.ae, cfg, schedule, str(run_dir), latent_std)
     if main:
-        log(f"{len(pairs)} clips, {n_pairs} with a previous clip; UNet {sum(p.numel() for p in model.parameters()):,} parameters")
+        log(f"{len(pairs)} clips, {n_pairs} with a previous clip; UNet {sum(p.numel() for p in model.parameters()):,} "
+            f"parameters; latent std per plane {', '.join(f'{s:.3f}' for s in latent_std)}")
 
     # 4. the loop
     stop_reason, first_loss, loss_avg = None, None, None
@@ -177,7 +182,7 @@ def train_diffusion(cfg: Config, opts: DiffusionTrainOptions) -> dict[str, Any]:
                 sync = k == tc.grad_accum - 1 or ddp is model
                 with autocast(device), (ddp.no_sync() if not sync else torch.enable_grad()):
                     loss = diffusion_loss(ddp, to_dev(z), to_dev(z_prev), t_mine[rows].to(device.device),
-                                          to_dev(noise_mine), mask_mine[rows], schedule)
+                                          to_dev(noise_mine), mask_mine[rows], schedule, cfg.diffusion.prediction)
                     scaler.scale(loss / tc.grad_accum).backward()
                 loss_sum += float(loss.detach()) / tc.grad_accum
             if not math.isfinite(loss_sum):

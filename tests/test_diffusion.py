@@ -27,15 +27,20 @@ from pvdm_core.diffusion import (
     dpm_timesteps,
     draw_cond_mask,
     draw_timesteps,
+    eps_from_v,
     linear_schedule,
     plane_map,
     plane_mse,
     plane_randn_like,
+    plane_std,
+    predict_x0,
     q_sample,
     sample,
     sample_ddim,
     sample_ddpm,
     sample_dpmpp_2m,
+    scale_planes,
+    v_target,
 )
 from pvdm_core.errors import BadInputError
 
@@ -145,8 +150,8 @@ RUNS = {
     "ddim_10_1.0": ddim_run(10, 1.0),
     "ddim_100_0.0": ddim_run(100, 0.0),
     "ddim_100_1.0": ddim_run(100, 1.0),
-    "dpmpp_20_False": lambda cb: sample_dpmpp_2m(dummy_model, x_T(), SCHEDULE, 20, cb, clip_x0=False),
-    "dpmpp_20_True": lambda cb: sample_dpmpp_2m(dummy_model, x_T(), SCHEDULE, 20, cb, clip_x0=True),
+    "dpmpp_20_False": lambda cb: sample_dpmpp_2m(dummy_model, x_T(), SCHEDULE, 20, cb, x0_bound=None),
+    "dpmpp_20_True": lambda cb: sample_dpmpp_2m(dummy_model, x_T(), SCHEDULE, 20, cb, x0_bound=1.0),
 }
 
 
@@ -416,6 +421,41 @@ def test_joint_loss_masks_the_condition():
         per_ex.append(diffusion_loss(cond_model, *ex, SCHEDULE))
     mixed = diffusion_loss(cond_model, z_next, z_prev, t, noise, mask, SCHEDULE)
     torch.testing.assert_close(mixed, torch.stack(per_ex).mean())
+
+
+def test_v_prediction_round_trip_and_loss():
+    g = torch.Generator().manual_seed(3)
+    x0, noise = tri_planes(4, 1), plane_randn_like(tri_planes(4), g)
+    t = torch.tensor([0, 10, 500, 999])
+    x_t = q_sample(x0, t, noise, SCHEDULE)
+    v = v_target(x0, t, noise, SCHEDULE)
+    for e, n in zip(eps_from_v(v, x_t, t, SCHEDULE), noise):  # the exact v gives back the exact eps
+        torch.testing.assert_close(e, n, atol=1e-5, rtol=1e-5)
+    # at t = 999: v = sqrt(ab) eps - sqrt(1 - ab) x_0 with ab = alpha_bar_999
+    ab = SCHEDULE.alpha_bar(999)
+    torch.testing.assert_close(v[0][3], math.sqrt(ab) * noise[0][3] - math.sqrt(1 - ab) * x0[0][3])
+    v_model = lambda x, tt, c: v_target(x0, tt, noise, SCHEDULE)  # noqa: E731
+    assert diffusion_loss(v_model, x0, None, t, noise, None, SCHEDULE, "v") == 0
+    assert diffusion_loss(v_model, x0, None, t, noise, None, SCHEDULE, "eps") > 0
+    with pytest.raises(BadInputError, match="prediction"):
+        diffusion_loss(v_model, x0, None, t, noise, None, SCHEDULE, "x0")
+
+
+def test_x0_bound_per_plane_and_latent_scaling():
+    g = torch.Generator().manual_seed(0)
+    x = (3 * torch.randn(2, 4, 5, 5, generator=g), 3 * torch.randn(2, 4, 8, 5, generator=g))
+    eps = tuple(torch.zeros_like(p) for p in x)
+    ab = 0.25  # x_0 = 2 x_t when eps = 0
+    clamped = predict_x0(x, eps, ab, (1.0, 4.0))
+    assert clamped[0].abs().max() == 1.0 and clamped[1].abs().max() == 4.0
+    assert torch.equal(predict_x0(x, eps, ab, 1.0)[1], (2 * x[1]).clamp(-1, 1))
+    assert torch.equal(predict_x0(x, eps, ab, None)[0], 2 * x[0])
+    # scaling by 1 / std gives unit-variance planes, and scaling back restores them
+    std = plane_std(x)
+    unit = scale_planes(x, [1 / s for s in std])
+    assert all(abs(v - 1.0) < 1e-5 for v in plane_std(unit))
+    for a, b in zip(scale_planes(unit, std), x):
+        torch.testing.assert_close(a, b)
 
 
 def test_plane_mse_weights_planes_by_size():

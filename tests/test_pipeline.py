@@ -9,6 +9,9 @@ from typer.testing import CliRunner
 import pvdm_cli.commands  # noqa: F401
 from pvdm_cli.main import app
 from helpers import SMALL
+from pvdm_core.checkpoint import load_checkpoint
+from pvdm_core.diffusion import plane_std
+from pvdm_core.encode import load_latents
 from pvdm_core.video_io import read_video, write_video
 
 runner = CliRunner()
@@ -91,8 +94,17 @@ def test_diffusion_from_cached_latents_and_mismatch(ae_run, tmp_path):
     write_synthetic_videos(tmp_path / "vids", 4, 24, 16, first_seed=0)
     run("encode", "--ae", ae_run[0], tmp_path / "vids", "-o", tmp_path / "lat", "--json")
     res = run("train-diffusion", "--ae", ae_run[0], "--latents", tmp_path / "lat", "--out", tmp_path / "dm",
-              "--steps", 3, "--batch-size", 4, "--set", "unet.base_channels=32", "--json")
+              "--steps", 3, "--batch-size", 4, "--set", "unet.base_channels=32",
+              "--set", "diffusion.scale_latents=false", "--json")
     assert res["clips"] == 12 and res["clips_with_previous"] == 8  # 3 consecutive clips per video
+    # with scale_latents the model diffuses z / std, std measured per plane on these latents
+    res = run("train-diffusion", "--ae", ae_run[0], "--latents", tmp_path / "lat", "--out", tmp_path / "dm_sc",
+              "--steps", 1, "--batch-size", 4, "--set", "unet.base_channels=32",
+              "--set", "diffusion.scale_latents=true", "--json")
+    expected = plane_std(load_latents(tmp_path / "lat").z)
+    np.testing.assert_allclose(load_checkpoint(res["checkpoint"])["latent_std"], expected, rtol=1e-6)
+    assert min(expected) < 0.9  # tanh latents: the scaling is not a no-op
+    assert load_checkpoint(tmp_path / "dm")["latent_std"] == [1.0, 1.0, 1.0]
     # latents from another autoencoder are refused
     other = tmp_path / "ae2"
     run("train-ae", "--out", other, "--steps", 1, "--batch-size", 4, *SMALL, "--seed", 1, "--json")
