@@ -129,6 +129,9 @@ class SampleConfig:
 class RunConfig:
     seed: int = 0
     amp: str = "auto"  # auto | off | bf16 | fp16
+    # torch.compile backend for the training forward pass ("inductor" is the fast one; "" = eager).
+    # Off by default: compiling costs minutes up front and pays only on long GPU runs.
+    compile: str = ""
 
 
 @dataclass

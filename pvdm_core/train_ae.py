@@ -34,7 +34,7 @@ from pvdm_core.models.autoencoder import ProjectedAutoencoder
 from pvdm_core.models.discriminator import PatchDiscriminator2D, PatchDiscriminator3D
 from pvdm_core.progress import log, progress_bar
 from pvdm_core.runs import MetricsLog
-from pvdm_core.training import EMA, StepBatchSampler, StopRequest, step_generator, unwrap
+from pvdm_core.training import EMA, compiled, StepBatchSampler, StopRequest, step_generator, unwrap
 from pvdm_core.video_io import to_uint8, write_video
 
 KIND = "autoencoder"
@@ -147,6 +147,7 @@ def train_autoencoder(cfg: Config, opts: AETrainOptions) -> dict[str, Any]:
     loader = DataLoader(train_set, batch_sampler=sampler, num_workers=cfg.data.num_workers,
                         pin_memory=device.device.type == "cuda", persistent_workers=False)
     ddp = DDP(model) if dist.world_size() > 1 else model
+    forward = compiled(ddp, cfg.run.compile)  # ddp stays the handle for no_sync()
 
     # 4. the loop
     last_eval: dict = {}
@@ -166,7 +167,7 @@ def train_autoencoder(cfg: Config, opts: AETrainOptions) -> dict[str, Any]:
                 pick = lambda v: v[torch.arange(len(fi), device=v.device), :, fi]  # (B, 3, H, W)
                 sync = k == tc.grad_accum - 1 or ddp is model
                 with autocast(device), (ddp.no_sync() if not sync else torch.enable_grad()):
-                    recon, _ = ddp(x)
+                    recon, _ = forward(x)
                     parts = {"l1": l1_loss(recon, x)}
                     loss = tc.l1_weight * parts["l1"]
                     if lpips is not None:

@@ -34,7 +34,7 @@ from pvdm_core.progress import log, progress_bar
 from pvdm_core.runs import MetricsLog
 from pvdm_core.sample import KIND, LoadedDiffusion, SamplerOptions, build_unet, sample_videos
 from pvdm_core.train_ae import micro_batches
-from pvdm_core.training import EMA, StepBatchSampler, StopRequest, step_generator, unwrap
+from pvdm_core.training import EMA, compiled, StepBatchSampler, StopRequest, step_generator, unwrap
 
 
 @dataclass
@@ -157,6 +157,7 @@ def train_diffusion(cfg: Config, opts: DiffusionTrainOptions) -> dict[str, Any]:
     sampler = StepBatchSampler(len(pairs), tc.batch_size, cfg.run.seed, step, tc.steps)
     loader = DataLoader(pairs, batch_sampler=sampler, collate_fn=collate)
     ddp = DDP(model) if dist.world_size() > 1 else model
+    forward = compiled(ddp, cfg.run.compile)  # ddp stays the handle for no_sync()
     preview = LoadedDiffusion(ema.model, opts.ae, cfg, schedule, str(run_dir), latent_std)
     if main:
         log(f"{len(pairs)} clips, {n_pairs} with a previous clip; UNet {sum(p.numel() for p in model.parameters()):,} "
@@ -181,7 +182,7 @@ def train_diffusion(cfg: Config, opts: DiffusionTrainOptions) -> dict[str, Any]:
                 to_dev = lambda planes: planes.take(rows).to(device.device, non_blocking=True)
                 sync = k == tc.grad_accum - 1 or ddp is model
                 with autocast(device), (ddp.no_sync() if not sync else torch.enable_grad()):
-                    loss = diffusion_loss(ddp, to_dev(z), to_dev(z_prev), t_mine[rows].to(device.device),
+                    loss = diffusion_loss(forward, to_dev(z), to_dev(z_prev), t_mine[rows].to(device.device),
                                           to_dev(noise_mine), mask_mine[rows], schedule, cfg.diffusion.prediction)
                     scaler.scale(loss / tc.grad_accum).backward()
                 loss_sum += float(loss.detach()) / tc.grad_accum

@@ -17,6 +17,7 @@ from torch import nn
 from torch.utils.data import Sampler
 
 from pvdm_core import distributed as dist
+from pvdm_core.errors import BadInputError
 
 
 def step_generator(seed: int, step: int, stream: int = 0) -> torch.Generator:
@@ -101,6 +102,18 @@ class EMA:
             e.lerp_(p.detach().to(e.dtype), 1 - d)
         for e, b in zip(self.model.buffers(), model.buffers()):
             e.copy_(b)
+
+
+def compiled(module: nn.Module, backend: str) -> nn.Module:
+    """`torch.compile(module, backend=backend)`, or the module itself when backend is ""."""
+    if not backend:
+        return module
+    import torch._dynamo  # not loaded by `import torch`; only needed here
+
+    if backend not in torch._dynamo.list_backends(exclude_tags=()):
+        raise BadInputError(f"run.compile={backend!r} is not a torch.compile backend; "
+                            f"choose one of {', '.join(torch._dynamo.list_backends())} (or '' for none)")
+    return torch.compile(module, backend=backend)
 
 
 def unwrap(model: nn.Module) -> nn.Module:
