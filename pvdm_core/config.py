@@ -88,6 +88,11 @@ class UNetConfig:
     heads: int = 4
     dropout: float = 0.0
     grad_checkpoint: bool = False  # recompute block activations in backward to save memory
+    # Add a learned vector per plane (content, height, width) to the time embedding, as ADM adds a
+    # class embedding, so the shared blocks can treat content and motion planes differently. Not
+    # in the reference: its shared blocks learn that from data, which small, short runs do not
+    # (they paint the motion planes' column structure into the content plane).
+    plane_embedding: bool = False
 
 
 @dataclass

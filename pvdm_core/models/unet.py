@@ -10,7 +10,9 @@ z_w (B, C, T, h) "motion". The network follows the public release's layout:
 - after every block (down, middle, up) at every level, one attention layer runs jointly over the
   tokens of all three planes concatenated, so content and motion planes exchange information;
 - the previous clip's clean latents are concatenated on channels with the noisy ones
-  (C + C input channels); `cond=None` means zeros (unconditional).
+  (C + C input channels); `cond=None` means zeros (unconditional);
+- optionally (`plane_embedding`, not in the reference) a learned vector per plane is added to
+  the time embedding, ADM's class-embedding mechanism with the plane as the class.
 
 Parameters: 528.3M at the reference config (base 256, mult [1, 2, 4, 4], 2 res blocks,
 attention levels [0, 1, 2], 8 heads), 132.2M at base 128; the joint-attention layers are
@@ -83,9 +85,7 @@ class ResBlock(nn.Module):
         h = F.silu(self.in_norm(x))
         h = self.in_conv(self._resample(h))
         x = self._resample(x)
-        e = self.emb_proj(F.silu(emb)).to(h.dtype)
-        if e.shape[0] != h.shape[0]:  # several planes batched together: (k*B, ...) vs (B, ...)
-            e = e.repeat(h.shape[0] // e.shape[0], 1)
+        e = self.emb_proj(F.silu(emb)).to(h.dtype)  # (k*B, 2C): one row per plane of the group
         scale, shift = e[:, :, None, None].chunk(2, dim=1)
         h = self.out_norm(h) * (1 + scale) + shift
         h = self.out_conv(self.dropout(F.silu(h)))
@@ -177,6 +177,7 @@ class TriplaneUNet(nn.Module):
         emb_ch = 4 * base
 
         self.time_embed = nn.Sequential(nn.Linear(base, emb_ch), nn.SiLU(), nn.Linear(emb_ch, emb_ch))
+        self.plane_embed = nn.Embedding(3, emb_ch) if cfg.plane_embedding else None
         self.conv_in = nn.Conv2d(2 * latent_channels, base, 3, padding=1)
 
         # Encoder: num_res_blocks blocks per level, then a down-sampling ResBlock (not after the
@@ -266,23 +267,26 @@ class TriplaneUNet(nn.Module):
         order = list(index.values())
         groups = [torch.cat([h_planes[i] for i in idx], dim=0) for idx in order]
 
-        emb = self.time_embed(timestep_embedding(t, self.cfg.base_channels).to(x[0].dtype))
+        emb = self.time_embed(timestep_embedding(t, self.cfg.base_channels).to(x[0].dtype))  # (B, E)
+        plane_embs = [emb + self.plane_embed.weight[i] if self.plane_embed is not None else emb for i in range(3)]
+        embs = [torch.cat([plane_embs[i] for i in idx]) for idx in order]  # (k*B, E) per group
+        n_groups = len(groups)
 
         def block_fn(block, joint):
-            def fn(emb, *gs):
-                gs = [block(g, emb) for g in gs]
+            def fn(*args):  # the group embeddings, then the group activations
+                gs = [block(g, e) for g, e in zip(args[n_groups:], args[:n_groups])]
                 return tuple(_joint_attention(joint, gs, batch)) if joint is not None else tuple(gs)
             return fn
 
         groups = [self.conv_in(g) for g in groups]
         skips = [groups]
         for block, joint in zip(self.down_blocks, self.down_joint):
-            groups = list(self._run(block_fn(block, joint), emb, *groups))
+            groups = list(self._run(block_fn(block, joint), *embs, *groups))
             skips.append(groups)
-        groups = list(self._run(block_fn(self.mid_block, self.mid_joint), emb, *groups))
+        groups = list(self._run(block_fn(self.mid_block, self.mid_joint), *embs, *groups))
         for block, joint in zip(self.up_blocks, self.up_joint):
             groups = [torch.cat([g, s], dim=1) for g, s in zip(groups, skips.pop())]
-            groups = list(self._run(block_fn(block, joint), emb, *groups))
+            groups = list(self._run(block_fn(block, joint), *embs, *groups))
         groups = [self.out(g) for g in groups]
 
         out: list[Tensor | None] = [None, None, None]
