@@ -192,7 +192,8 @@ def main() -> None:
         f"{dm['loss_ema']:.3f} (running mean); training took {t_train / 60:.1f} min.",
         f"- Held-out PSNR by step: {curve}.",
         f"- Diffusion loss (running mean) by step: {loss_curve}.",
-        f"- FVD: `pvdm eval-fvd`, Kinetics-400 I3D (TF-Hub weights), {args.num} clips of 16 frames per side, "
+        f"- FVD: `pvdm eval-fvd`, Kinetics-400 I3D (detector {fvd['generated'].get('detector')}, weights sha256 "
+        f"{str(fvd['generated'].get('weights_sha256', ''))[:12]}), {args.num} clips of 16 frames per side, "
         f"32x32 videos center-cropped/resized to 224, ddof 1; real = `pvdm synth --num {args.num}` (test seeds, "
         f"never trained on); sampler {sc.sampler} {sc.steps} steps, eta {sc.eta:g}, "
         f"EMA weights, seed {args.seed}. All videos go through mp4 the same way. With {args.num} videos per side FVD "
