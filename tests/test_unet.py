@@ -17,7 +17,7 @@ from pvdm_core.models.unet import TriplaneUNet, count_parameters, joint_attentio
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 TINY = UNetConfig(base_channels=32, channel_mult=[1, 2], num_res_blocks=1, attn_levels=[0, 1], heads=4)
-TINY_PRESET = dataclasses.replace(TINY, plane_embedding=True)
+TINY_PRESET = dataclasses.replace(TINY, heads=1, plane_embedding=True)
 
 
 class Planes(NamedTuple):
