@@ -147,12 +147,12 @@ def _joint_attention(attn: Attention, groups: list[Tensor], batch: int) -> list[
 
 
 class TriplaneUNet(nn.Module):
-    """epsilon-prediction UNet over three latent planes, optionally conditioned on a previous clip.
+    """Denoising UNet over three latent planes, optionally conditioned on a previous clip.
 
     forward(x, t, cond) with x = (z_s, z_h, z_w) noisy planes, t (B,) timesteps (a scalar is
-    broadcast) and cond the
-    previous clip's clean planes or None (= zeros); returns epsilon per plane, in x's container
-    type (a NamedTuple stays that NamedTuple, anything else becomes a tuple).
+    broadcast) and cond the previous clip's clean planes or None (= zeros); returns one output
+    per plane (epsilon, or v under `diffusion.prediction: v`), in x's container type (a
+    NamedTuple stays that NamedTuple, anything else becomes a tuple).
     """
 
     def __init__(self, cfg: UNetConfig, latent_channels: int = 4):
