@@ -153,6 +153,11 @@ def _at(table: Tensor, t: Tensor) -> Tensor:
     return table.float().to(t.device)[t]
 
 
+def _sqrt_alpha_bars(schedule: NoiseSchedule, t: Tensor) -> tuple[Tensor, Tensor]:
+    """(sqrt(alpha_bar_t), sqrt(1 - alpha_bar_t)) at timesteps t (B,): the coefficients of x_0 and eps."""
+    return _at(schedule.alphas_cumprod.sqrt(), t), _at((1.0 - schedule.alphas_cumprod).sqrt(), t)
+
+
 # ---------------------------------------------------------------------------------------------
 # Training
 # ---------------------------------------------------------------------------------------------
@@ -160,15 +165,13 @@ def _at(table: Tensor, t: Tensor) -> Tensor:
 
 def q_sample(x0: Planes, t: Tensor, noise: Planes, schedule: NoiseSchedule) -> Planes:
     """Forward process q(x_t | x_0) (DDPM eq. 4): x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps."""
-    sqrt_ab = _at(schedule.alphas_cumprod.sqrt(), t)
-    sqrt_1m_ab = _at((1.0 - schedule.alphas_cumprod).sqrt(), t)
+    sqrt_ab, sqrt_1m_ab = _sqrt_alpha_bars(schedule, t)
     return plane_map(lambda x, n: _per_example(sqrt_ab, x) * x + _per_example(sqrt_1m_ab, x) * n, x0, noise)
 
 
 def v_target(x0: Planes, t: Tensor, noise: Planes, schedule: NoiseSchedule) -> Planes:
     """v = sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x_0 (Salimans & Ho 2022, "v-prediction")."""
-    sqrt_ab = _at(schedule.alphas_cumprod.sqrt(), t)
-    sqrt_1m_ab = _at((1.0 - schedule.alphas_cumprod).sqrt(), t)
+    sqrt_ab, sqrt_1m_ab = _sqrt_alpha_bars(schedule, t)
     return plane_map(lambda x, n: _per_example(sqrt_ab, x) * n - _per_example(sqrt_1m_ab, x) * x, x0, noise)
 
 
@@ -179,8 +182,7 @@ def eps_from_v(v: Planes, x_t: Planes, t: Tensor, schedule: NoiseSchedule) -> Pl
     by up to 14x (alpha_bar_T = 0.0047); from v, x_0 = sqrt(alpha_bar) x_t - sqrt(1 - alpha_bar) v
     does not, which is why short runs sample better with v.
     """
-    sqrt_ab = _at(schedule.alphas_cumprod.sqrt(), t)
-    sqrt_1m_ab = _at((1.0 - schedule.alphas_cumprod).sqrt(), t)
+    sqrt_ab, sqrt_1m_ab = _sqrt_alpha_bars(schedule, t)
     return plane_map(lambda a, x: _per_example(sqrt_ab, a) * a + _per_example(sqrt_1m_ab, x) * x, v, x_t)
 
 
@@ -254,11 +256,13 @@ def predict_x0(x_t: Planes, eps: Planes, alpha_bar_t: float, x0_bound: X0Bound =
     clamped to [-b, b]: b = 1 is the range of tanh latents; with latents scaled by 1/std, b = 1/std
     per plane (see `scale_planes`); None does not clamp."""
     a, s = math.sqrt(alpha_bar_t), math.sqrt(1.0 - alpha_bar_t)
-    if x0_bound is None:
-        return plane_map(lambda x, e: (x - s * e) / a, x_t, eps)
-    if isinstance(x0_bound, (int, float)):
-        return plane_map(lambda x, e: ((x - s * e) / a).clamp(-x0_bound, x0_bound), x_t, eps)
-    return plane_map(lambda x, e, b: ((x - s * e) / a).clamp(-b, b), x_t, eps, tuple(x0_bound))
+    bounds = tuple(x0_bound) if isinstance(x0_bound, Sequence) else (x0_bound,) * len(plane_list(x_t))
+
+    def f(x: Tensor, e: Tensor, b: float | None) -> Tensor:
+        x0 = (x - s * e) / a
+        return x0 if b is None else x0.clamp(-b, b)
+
+    return f(x_t, eps, bounds[0]) if isinstance(x_t, Tensor) else plane_map(f, x_t, eps, bounds)
 
 
 def ddpm_step(
