@@ -192,7 +192,7 @@ def bench_ae_train(ctx: Ctx, preset: str, frames: int | None = None, grad_checkp
     import torch
 
     from pvdm_core.losses import l1_loss
-    from pvdm_core.train_ae import build_autoencoder
+    from pvdm_core.artifacts import build_autoencoder, count_parameters
 
     cfg = _cfg(preset) if frames is None else _cfg(preset, data__frames=frames)
     torch.manual_seed(0)
@@ -208,7 +208,7 @@ def bench_ae_train(ctx: Ctx, preset: str, frames: int | None = None, grad_checkp
         return tc.l1_weight * l1_loss(recon.float(), x)
 
     out = _train_rows(ctx, loss_fn, opt)
-    return {**out, "setting": f"{cfg.data.frames}×{r}², batch {ctx.train_batch}", "params": _params(model)}
+    return {**out, "setting": f"{cfg.data.frames}×{r}², batch {ctx.train_batch}", "params": count_parameters(model)}
 
 
 def _latents(cfg, batch: int, device, seed: int = 0):
@@ -220,10 +220,6 @@ def _latents(cfg, batch: int, device, seed: int = 0):
     c, t, h = cfg.ae.latent_channels, cfg.data.frames, cfg.data.resolution // cfg.ae.patch_size
     g = torch.Generator().manual_seed(seed)
     return Latents(*(torch.randn((batch, *s), generator=g).clamp(-1, 1).to(device) for s in ((c, h, h), (c, t, h), (c, t, h))))
-
-
-def _params(model) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def _unet_cfg(size: str):
@@ -248,7 +244,7 @@ def _diffusion_loss_fn(unet, cfg, batch: int, device):
 def bench_unet_train(ctx: Ctx, size: str) -> dict:
     import torch
 
-    from pvdm_core.sample import build_unet
+    from pvdm_core.artifacts import build_unet, count_parameters
 
     cfg = _unet_cfg(size)
     torch.manual_seed(0)
@@ -258,7 +254,7 @@ def bench_unet_train(ctx: Ctx, size: str) -> dict:
     out = _train_rows(ctx, _diffusion_loss_fn(unet, cfg, ctx.train_batch, ctx.device), opt)
     shapes = [tuple(p.shape[1:]) for p in _latents(cfg, 1, "cpu")]
     return {**out, "setting": f"planes {', '.join(map(str, shapes))}, batch {ctx.train_batch}, conditional",
-            "params": _params(unet)}
+            "params": count_parameters(unet)}
 
 
 def bench_unet_max_batch(ctx: Ctx, grad_checkpoint: bool, limit: int = 24 * GiB, cap: int = 256) -> dict:
@@ -266,7 +262,7 @@ def bench_unet_max_batch(ctx: Ctx, grad_checkpoint: bool, limit: int = 24 * GiB,
     torch.cuda.max_memory_allocated within `limit`; exponential then binary search."""
     import torch
 
-    from pvdm_core.sample import build_unet
+    from pvdm_core.artifacts import build_unet, count_parameters
 
     if not ctx.cuda:
         return {"skip": "not measured (no GPU)"}
@@ -320,8 +316,8 @@ def bench_unet_max_batch(ctx: Ctx, grad_checkpoint: bool, limit: int = 24 * GiB,
 def _sampling_models(ctx: Ctx, with_ae: bool = True, size: str = "L"):
     import torch
 
-    from pvdm_core.sample import build_unet
-    from pvdm_core.train_ae import build_autoencoder
+    from pvdm_core.artifacts import build_unet, count_parameters
+    from pvdm_core.artifacts import build_autoencoder, count_parameters
 
     cfg = _unet_cfg(size)
     torch.manual_seed(0)
@@ -403,7 +399,7 @@ def bench_autoencode(ctx: Ctx, preset: str, what: str) -> dict:
     """AE encode or decode of 16×R² clips (batch 1 on CPU, 8 on GPU), no grad, eval mode."""
     import torch
 
-    from pvdm_core.train_ae import build_autoencoder
+    from pvdm_core.artifacts import build_autoencoder, count_parameters
 
     cfg = _cfg(preset)
     ae = build_autoencoder(cfg).to(ctx.device).eval().requires_grad_(False)

@@ -69,7 +69,8 @@ def encode(inputs: Annotated[list[str], typer.Argument(help="Video files, frame 
     """Encode videos into the three latent planes (cached input for train-diffusion)."""
     import sys
 
-    from pvdm_core.encode import encode_videos, expand_inputs, load_autoencoder
+    from pvdm_core.artifacts import load_autoencoder
+    from pvdm_core.encode import encode_videos, expand_inputs
     from pvdm_core.progress import progress_bar
 
     choice = choose_device(device)
@@ -97,7 +98,7 @@ def train_diffusion(ae: Annotated[Path, typer.Option("--ae", help="Autoencoder r
                     set_: SetOpt = None, device: DeviceOpt = None, seed: SeedOpt = None, strict: StrictOpt = False,
                     as_json: JsonOpt = False) -> None:
     """Train the latent diffusion UNet (stage 2), jointly unconditional and conditioned on the previous clip."""
-    from pvdm_core.encode import load_autoencoder
+    from pvdm_core.artifacts import load_autoencoder
     from pvdm_core.train_diffusion import DiffusionTrainOptions, adopt_autoencoder, train_diffusion as run
 
     cfg = resolve_config(preset, config, (set_ or []) + ([f"run.seed={seed}"] if seed is not None else []),
@@ -118,14 +119,18 @@ SampleStepsOpt = Annotated[Optional[int], typer.Option("--steps", help="Sampling
 EtaOpt = Annotated[Optional[float], typer.Option("--eta", help="DDIM noise (1 = reference, 0 = deterministic).")]
 FormatOpt = Annotated[Optional[str], typer.Option("--format", help="mp4, gif, npz or frames (default: from -o's extension).")]
 EmaOpt = Annotated[bool, typer.Option("--ema/--no-ema", help="Use the EMA weights (default) or the raw ones.")]
+SampleSetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a sampling key, e.g. --set sample.noise=release (repeatable).")]
 FpsOpt = Annotated[float, typer.Option("--fps", help="Frame rate of written videos.")] 
 
 
-def _sampler_options(cfg, sampler, steps, eta):
-    from pvdm_core.sample import SamplerOptions
+def _sampler_options(cfg, sampler, steps, eta, sets):
+    import dataclasses
 
-    return SamplerOptions(sampler or cfg.sample.sampler, steps or cfg.sample.steps,
-                          cfg.sample.eta if eta is None else eta)
+    from pvdm_core.config import override_config
+
+    sample_cfg = override_config(cfg, sets or [], ("sample",)).sample
+    return dataclasses.replace(sample_cfg, sampler=sampler or sample_cfg.sampler, steps=steps or sample_cfg.steps,
+                               eta=sample_cfg.eta if eta is None else eta)
 
 
 @app.command()
@@ -138,17 +143,18 @@ def sample(output: Annotated[Path, typer.Option("-o", "--output", help="out.mp4,
            batch_size: Annotated[int, typer.Option("--batch-size", help="Videos sampled together.")] = 8,
            fmt: FormatOpt = None, fps: FpsOpt = 8.0, ema: EmaOpt = True,
            ae: Annotated[Optional[Path], typer.Option("--ae", help="Override the autoencoder recorded in the model.")] = None,
-           device: DeviceOpt = None, as_json: JsonOpt = False) -> None:
+           set_: SampleSetOpt = None, device: DeviceOpt = None, as_json: JsonOpt = False) -> None:
     """Generate videos of any length from a trained diffusion model."""
     import math
 
     from pvdm_core.progress import progress_bar
-    from pvdm_core.sample import load_diffusion, sample_videos
+    from pvdm_core.artifacts import load_diffusion
+    from pvdm_core.sample import sample_videos
 
     choice = choose_device(device)
     loaded = load_diffusion(model, choice.device, ema, ae)
     frames = frames or loaded.cfg.data.frames
-    opts = _sampler_options(loaded.cfg, sampler, steps, eta)
+    opts = _sampler_options(loaded.cfg, sampler, steps, eta, set_)
     indices = list(range(num))[dist.rank() :: dist.world_size()]
     with progress_bar() as bar:
         task = bar.add_task("sample", total=len(indices) and math.ceil(len(indices) / batch_size) * math.ceil(frames / loaded.cfg.data.frames),
@@ -167,16 +173,17 @@ def extend(input_video: Annotated[Path, typer.Argument(help="Video file or frame
            model: ModelOpt = None, only_new: Annotated[bool, typer.Option("--only-new", help="Write only the generated frames.")] = False,
            sampler: SamplerOpt = None, steps: SampleStepsOpt = None, eta: EtaOpt = None,
            seed: Annotated[int, typer.Option("--seed")] = 0, fmt: FormatOpt = None, fps: FpsOpt = 8.0,
-           ema: EmaOpt = True, device: DeviceOpt = None, as_json: JsonOpt = False) -> None:
+           ema: EmaOpt = True, set_: SampleSetOpt = None, device: DeviceOpt = None, as_json: JsonOpt = False) -> None:
     """Continue a real video: encode its last T frames and generate F new frames after them."""
     import math
 
     from pvdm_core.progress import progress_bar
-    from pvdm_core.sample import extend_video, load_diffusion
+    from pvdm_core.artifacts import load_diffusion
+    from pvdm_core.sample import extend_video
 
     choice = choose_device(device)
     loaded = load_diffusion(model, choice.device, ema)
-    opts = _sampler_options(loaded.cfg, sampler, steps, eta)
+    opts = _sampler_options(loaded.cfg, sampler, steps, eta, set_)
     with progress_bar() as bar:
         task = bar.add_task("extend", total=math.ceil(frames / loaded.cfg.data.frames), info="")
         path = extend_video(loaded, input_video, output, frames, seed, opts, choice, only_new, fmt, fps,

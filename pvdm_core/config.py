@@ -107,6 +107,9 @@ class DiffusionConfig:
     # What the UNet predicts: eps (the reference) or v (Salimans & Ho 2022), which samples better
     # after short training because x_0 near t = T no longer amplifies the network's error.
     prediction: str = "eps"
+    # Who shares one draw of "conditioned or not": each example (pvdm: a batch mixes both, lower
+    # gradient variance) or the whole batch (the release: one Bernoulli(lambda) per iteration).
+    cond_draw: str = "example"  # example | batch
 
 
 @dataclass
@@ -118,6 +121,7 @@ class DiffusionTrainConfig:
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     ema_decay: float = 0.999
+    ema_every: int = 1  # EMA update interval in steps (the release: 25, warm-up counted in updates)
     sample_every: int = 500  # preview video
     ckpt_every: int = 500
     log_every: int = 10
@@ -128,6 +132,10 @@ class SampleConfig:
     sampler: str = "ddim"  # ddim | ddpm | dpm
     steps: int = 50  # network evaluations (ddpm always uses all timesteps)
     eta: float = 1.0  # DDIM noise: 1 = the reference's setting, 0 = deterministic
+    # Layout of the sampling noise: "per-video" (video i draws from its own generator seeded
+    # seed + i, so it does not depend on the batch) or "release" (one (B, C, h*w + 2*T*w) tensor
+    # per step from one generator seeded `seed`, as the release draws it: reproduces its samples).
+    noise: str = "per-video"  # per-video | release
 
 
 @dataclass
@@ -268,6 +276,18 @@ def load_config(
     if config_file is not None:
         data = _merge(data, read_yaml(Path(config_file)))
     for assignment in overrides:
+        data = _merge(data, parse_set(assignment))
+    return config_from_dict(data)
+
+
+def override_config(cfg: Config, overrides: list[str], sections: tuple[str, ...]) -> Config:
+    """cfg with --set overrides applied, each key inside one of `sections` (e.g. sampling options
+    of a trained model, whose architecture is fixed by its checkpoint)."""
+    data = cfg.to_dict()
+    for assignment in overrides:
+        key = assignment.split("=", 1)[0].strip()
+        if key.split(".", 1)[0] not in sections:
+            raise BadInputError(f"--set {key}: only {', '.join(s + '.*' for s in sections)} keys can be set here")
         data = _merge(data, parse_set(assignment))
     return config_from_dict(data)
 

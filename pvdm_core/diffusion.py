@@ -53,12 +53,35 @@ def plane_list(x: Planes) -> list[Tensor]:
     return [x] if isinstance(x, Tensor) else list(x)
 
 
-def plane_randn_like(x: Planes, generator: torch.Generator | Sequence[torch.Generator] | None = None) -> Planes:
+class FlatNoise:
+    """Noise in the release's layout: each draw is one (B, C, sum of plane sizes) torch.randn from
+    one generator, split into the planes in order (z_s | z_h | z_w, the release's xy | yt | xt).
+    The release also draws at every step, even where the draw is multiplied by zero (DDIM with
+    eta = 0, the last DDPM step), so a seed reproduces its samples, later clips included."""
+
+    def __init__(self, generator: torch.Generator):
+        self.generator = generator
+
+    def like(self, x: Planes) -> Planes:
+        planes = plane_list(x)
+        sizes = [p[0, 0].numel() for p in planes]
+        flat = torch.randn((*planes[0].shape[:2], sum(sizes)), generator=self.generator,
+                           device=self.generator.device, dtype=planes[0].dtype).to(planes[0].device)
+        return plane_map(lambda p, f: f.reshape(p.shape), x, tuple(flat.split(sizes, dim=-1)))
+
+
+Noise = Union[torch.Generator, Sequence[torch.Generator], FlatNoise, None]
+
+
+def plane_randn_like(x: Planes, generator: Noise = None) -> Planes:
     """Standard normal noise shaped like x: one torch.randn per plane, in plane order.
 
     A list of generators, one per batch row, draws row b from generators[b] alone, so a
-    sample's noise does not depend on which batch it was drawn in.
+    sample's noise does not depend on which batch it was drawn in; a FlatNoise draws the
+    release's layout.
     """
+    if isinstance(generator, FlatNoise):
+        return generator.like(x)
     if isinstance(generator, (list, tuple)):
         rows = [plane_randn_like(plane_map(lambda p: p[b : b + 1], x), g) for b, g in enumerate(generator)]
         return plane_map(lambda *r: torch.cat(r), *rows)
@@ -197,10 +220,14 @@ def draw_timesteps(batch: int, schedule: NoiseSchedule, generator: torch.Generat
 
 
 def draw_cond_mask(batch: int, cond_prob: float, generator: torch.Generator | None = None,
-                   device: torch.device | str = "cpu") -> Tensor:
-    """(B,) bool: True with probability lambda (= cond_prob) -> that example sees the previous clip."""
+                   device: torch.device | str = "cpu", per_batch: bool = False) -> Tensor:
+    """(B,) bool: True with probability lambda (= cond_prob) -> that example sees the previous clip.
+
+    per_batch=True draws once for the whole batch, as the release does (`diffusion.cond_draw: batch`).
+    """
     gdev = generator.device if generator is not None else device
-    return (torch.rand((batch,), generator=generator, device=gdev) < cond_prob).to(device)
+    draws = torch.rand((1 if per_batch else batch,), generator=generator, device=gdev)
+    return (draws < cond_prob).expand(batch).to(device)
 
 
 def diffusion_loss(
@@ -270,7 +297,7 @@ def ddpm_step(
     x_t: Planes,
     t: int,
     schedule: NoiseSchedule,
-    generator: torch.Generator | None = None,
+    generator: Noise = None,
     x0_bound: X0Bound = 1.0,
 ) -> tuple[Planes, Planes]:
     """One ancestral step x_t -> x_{t-1} of DDPM (Ho et al. 2020, Algorithm 2 via eqs. 6-7).
@@ -290,6 +317,8 @@ def ddpm_step(
     c_xt = math.sqrt(alpha_t) * (1.0 - ab_prev) / (1.0 - ab_t)
     mean = plane_map(lambda a, b: c_x0 * a + c_xt * b, x0, x_t)
     if t == 0:
+        if isinstance(generator, FlatNoise):
+            generator.like(x_t)  # drawn and multiplied by zero in the release: keeps its stream
         return mean, x0
     # 4. posterior variance beta~_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) beta_t (eq. 7), "fixed small"
     sigma = math.sqrt(max((1.0 - ab_prev) / (1.0 - ab_t) * beta_t, 1e-20))
@@ -305,7 +334,7 @@ def ddim_step(
     t_prev: int,
     schedule: NoiseSchedule,
     eta: float,
-    generator: torch.Generator | None = None,
+    generator: Noise = None,
     x0_bound: X0Bound = 1.0,
 ) -> tuple[Planes, Planes]:
     """One DDIM step x_t -> x_{t_prev} (Song et al. 2021, eq. 12); returns (x_{t_prev}, x_0).
@@ -328,23 +357,26 @@ def ddim_step(
     # 4. "direction pointing to x_t" and the deterministic part of eq. 12
     c_eps = math.sqrt(max(1.0 - ab_prev - sigma**2, 0.0))
     x_prev = plane_map(lambda a, e: math.sqrt(ab_prev) * a + c_eps * e, x0, eps)
-    # 5. random noise
-    if eta > 0:
+    # 5. random noise (always drawn for FlatNoise, as the release draws it)
+    if eta > 0 or isinstance(generator, FlatNoise):
         z = plane_randn_like(x_t, generator)
         x_prev = plane_map(lambda a, n: a + sigma * n, x_prev, z)
     return x_prev, x0
 
 
 def ddim_timesteps(steps: int, num_timesteps: int = 1000) -> list[int]:
-    """The reference grid reversed(int(linspace(-1, T-1, S+1))) without its final -1.
+    """The release's grid reversed(torch.linspace(-1, T-1, S+1).int()) without its final -1,
+    computed as the release computes it: float32 linspace, truncated to int.
 
     In exact arithmetic t_i = floor(T i / S) - 1 for i = S, ..., 1: for S = 100, T = 1000 this is
-    999, 989, ..., 9 (the trailing spacing of diffusers when S divides T). The step after the
-    last one goes to t = -1 and returns the predicted x_0.
+    999, 989, ..., 9 (the trailing spacing of diffusers when S divides T); float32 rounding moves
+    one timestep down by 1 for 84 of the 1000 possible S (e.g. S = 26). The step after the last
+    one goes to t = -1 and returns the predicted x_0.
     """
     if not 1 <= steps <= num_timesteps:
         raise BadInputError(f"sampling steps must be in 1..{num_timesteps}, got {steps}")
-    return [num_timesteps * i // steps - 1 for i in range(steps, 0, -1)]
+    grid = torch.linspace(-1, num_timesteps - 1, steps + 1, dtype=torch.float32).int().tolist()
+    return grid[::-1][:-1]
 
 
 def dpm_timesteps(steps: int, schedule: NoiseSchedule) -> list[int]:
@@ -379,7 +411,7 @@ def sample_ddpm(
     model_fn: ModelFn,
     x_T: Planes,
     schedule: NoiseSchedule,
-    generator: torch.Generator | None = None,
+    generator: Noise = None,
     callback: Callback | None = None,
     x0_bound: X0Bound = 1.0,
 ) -> Planes:
@@ -399,7 +431,7 @@ def sample_ddim(
     schedule: NoiseSchedule,
     steps: int,
     eta: float,
-    generator: torch.Generator | None = None,
+    generator: Noise = None,
     callback: Callback | None = None,
     x0_bound: X0Bound = 1.0,
 ) -> Planes:
@@ -488,7 +520,7 @@ def sample(
     sampler: str = "ddim",
     steps: int = 100,
     eta: float = 1.0,
-    generator: torch.Generator | None = None,
+    generator: Noise = None,
     callback: Callback | None = None,
     x0_bound: X0Bound = 1.0,
 ) -> Planes:

@@ -8,7 +8,6 @@ A folder of latents is shards `latents-00000.npz`, ... of the same form.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,46 +16,13 @@ import numpy as np
 import torch
 
 from pvdm_core.atomic import atomic_path
-from pvdm_core.checkpoint import checkpoint_config, load_checkpoint
-from pvdm_core.config import Config
+from pvdm_core.artifacts import LoadedAE
 from pvdm_core.device import DeviceChoice, autocast
 from pvdm_core.errors import BadInputError
-from pvdm_core.models.autoencoder import Latents, ProjectedAutoencoder
+from pvdm_core.models.autoencoder import Latents
 from pvdm_core.video_io import center_crop_resize, find_videos, read_video, to_float, to_uint8, write_video
 
 SHARD_CLIPS = 4096
-
-
-@dataclass
-class LoadedAE:
-    model: ProjectedAutoencoder
-    cfg: Config
-    ae_hash: str  # sha256 prefix of the weights: latents from another AE are refused
-    path: str
-
-
-def weights_hash(state_dict: dict[str, torch.Tensor]) -> str:
-    h = hashlib.sha256()
-    for name in sorted(state_dict):
-        h.update(name.encode())
-        h.update(state_dict[name].detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
-def load_autoencoder(run_or_ckpt: str | Path, device: torch.device) -> LoadedAE:
-    """The AE of a train-ae run or checkpoint, EMA weights when the run kept them, in eval mode."""
-    from pvdm_core.train_ae import KIND, build_autoencoder
-
-    state = load_checkpoint(run_or_ckpt, KIND)
-    cfg = checkpoint_config(state)
-    weights = state.get("ema") or state["model"]
-    model = build_autoencoder(cfg)
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as e:
-        raise BadInputError(f"{state['path']} does not match the autoencoder its config describes "
-                            f"(written by another pvdm version?): {str(e).splitlines()[0]}") from None
-    return LoadedAE(model.to(device).eval().requires_grad_(False), cfg, weights_hash(weights), state["path"])
 
 
 def clip_starts(num_frames: int, frames: int, clips: str, stride: int) -> list[int]:

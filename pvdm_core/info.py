@@ -12,19 +12,13 @@ from pvdm_core.device import choose_device
 from pvdm_core.weights import pvdm_home
 
 
-def count_params(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
 def model_sizes(cfg: Config) -> dict[str, int]:
     """Parameter counts of the preset's models, built on the meta device (no memory, instant)."""
-    from pvdm_core.models.autoencoder import ProjectedAutoencoder
-    from pvdm_core.models.unet import TriplaneUNet
+    from pvdm_core.artifacts import build_autoencoder, build_unet, count_parameters
 
     with torch.device("meta"):
-        ae = ProjectedAutoencoder(cfg.ae, cfg.data.frames, cfg.data.resolution)
-        unet = TriplaneUNet(cfg.unet, cfg.ae.latent_channels)
-    return {"ae_params": count_params(ae), "unet_params": count_params(unet)}
+        ae, unet = build_autoencoder(cfg), build_unet(cfg)
+    return {"ae_params": count_parameters(ae), "unet_params": count_parameters(unet)}
 
 
 def environment_info(device: str | None = None, amp: str = "auto") -> dict[str, Any]:

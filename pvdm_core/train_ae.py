@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from pvdm_core import distributed as dist
+from pvdm_core.artifacts import AE_KIND, build_autoencoder
 from pvdm_core.checkpoint import check_same_model, load_checkpoint, save_checkpoint
 from pvdm_core.config import Config
 from pvdm_core.data.datasets import build_dataset
@@ -34,11 +35,8 @@ from pvdm_core.models.autoencoder import ProjectedAutoencoder
 from pvdm_core.models.discriminator import PatchDiscriminator2D, PatchDiscriminator3D
 from pvdm_core.progress import log, progress_bar
 from pvdm_core.runs import MetricsLog
-from pvdm_core.training import EMA, compiled, StepBatchSampler, StopRequest, step_generator, unwrap
+from pvdm_core.training import EMA, compiled, micro_batches, StepBatchSampler, StopRequest, step_generator, unwrap
 from pvdm_core.video_io import to_uint8, write_video
-
-KIND = "autoencoder"
-
 
 @dataclass
 class AETrainOptions:
@@ -47,18 +45,6 @@ class AETrainOptions:
     max_time: float | None = None  # seconds
     vgg_weights: str | None = None
     strict: bool = False
-
-
-def build_autoencoder(cfg: Config) -> ProjectedAutoencoder:
-    return ProjectedAutoencoder(cfg.ae, cfg.data.frames, cfg.data.resolution)
-
-
-def micro_batches(global_batch: int, grad_accum: int) -> int:
-    """Per-process micro-batch size; the preset's batch is the global batch."""
-    world = dist.world_size()
-    if global_batch % (world * grad_accum):
-        raise BadInputError(f"batch size {global_batch} is not divisible by processes ({world}) x grad_accum ({grad_accum})")
-    return global_batch // (world * grad_accum)
 
 
 @torch.no_grad()
@@ -110,7 +96,7 @@ def train_autoencoder(cfg: Config, opts: AETrainOptions) -> dict[str, Any]:
     # 2. resume: the same --out continues where the last checkpoint left off
     step = 0
     if (run_dir / "latest").is_file():
-        state = load_checkpoint(run_dir, KIND)
+        state = load_checkpoint(run_dir, AE_KIND)
         check_same_model(state, cfg, ("ae", "data.frames", "data.resolution"))
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
@@ -126,7 +112,7 @@ def train_autoencoder(cfg: Config, opts: AETrainOptions) -> dict[str, Any]:
         log(f"resuming from {state['path']} at step {step}")
 
     def checkpoint(name: str | None = None) -> Path:
-        state = {"kind": KIND, "config": cfg.to_dict(), "step": step, "model": unwrap(model).state_dict(),
+        state = {"kind": AE_KIND, "config": cfg.to_dict(), "step": step, "model": unwrap(model).state_dict(),
                  "optimizer": opt.state_dict(), "scaler": scaler.state_dict(), "gan": gan}
         if ema:
             state["ema"] = ema.model.state_dict()
@@ -265,7 +251,7 @@ def _watch_gan(gan: dict, step: int, psnr: float, tc, run_dir: Path, metrics: Me
         checkpoint("good.pt")  # last good state to roll back to
         return
     gan["rollbacks"] += 1
-    good = load_checkpoint(run_dir / "good.pt", KIND)
+    good = load_checkpoint(run_dir / "good.pt", AE_KIND)
     back = restore(good)
     if gan["rollbacks"] >= 2:
         gan["active"] = False

@@ -22,19 +22,19 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
 from pvdm_core import distributed as dist
+from pvdm_core.artifacts import DIFFUSION_KIND, LoadedAE, LoadedDiffusion, build_unet, count_parameters
 from pvdm_core.checkpoint import check_same_model, load_checkpoint, save_checkpoint
 from pvdm_core.config import Config
 from pvdm_core.data.datasets import build_dataset
 from pvdm_core.device import DeviceChoice, autocast
 from pvdm_core.diffusion import NoiseSchedule, diffusion_loss, draw_cond_mask, draw_timesteps, plane_std, scale_planes
-from pvdm_core.encode import LatentSet, LoadedAE, load_latents
+from pvdm_core.encode import LatentSet, load_latents
 from pvdm_core.errors import BadInputError, PvdmError
 from pvdm_core.models.autoencoder import Latents
 from pvdm_core.progress import log, progress_bar
 from pvdm_core.runs import MetricsLog
-from pvdm_core.sample import KIND, LoadedDiffusion, SamplerOptions, build_unet, sample_videos
-from pvdm_core.train_ae import micro_batches
-from pvdm_core.training import EMA, compiled, StepBatchSampler, StopRequest, step_generator, unwrap
+from pvdm_core.sample import sample_videos
+from pvdm_core.training import EMA, compiled, micro_batches, StepBatchSampler, StopRequest, step_generator, unwrap
 
 
 @dataclass
@@ -113,14 +113,14 @@ def train_diffusion(cfg: Config, opts: DiffusionTrainOptions) -> dict[str, Any]:
 
     # 1. model, EMA, optimizer
     model = build_unet(cfg).to(device.device)
-    ema = EMA(model, tc.ema_decay)
+    ema = EMA(model, tc.ema_decay, tc.ema_every)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     scaler = torch.amp.GradScaler(device.device.type, enabled=device.needs_grad_scaler)
 
     # 2. resume from the same --out
     step, latent_std = 0, None
     if (run_dir / "latest").is_file():
-        state = load_checkpoint(run_dir, KIND)
+        state = load_checkpoint(run_dir, DIFFUSION_KIND)
         check_same_model(state, cfg, ("unet", "ae", "data.frames", "data.resolution"))
         if state["ae_hash"] != opts.ae.ae_hash:
             raise BadInputError(f"{run_dir} was trained on another autoencoder (ae_hash {state['ae_hash']})")
@@ -135,7 +135,7 @@ def train_diffusion(cfg: Config, opts: DiffusionTrainOptions) -> dict[str, Any]:
         path = run_dir / f"step-{step:07d}.pt"
         if main:
             save_checkpoint(path, {
-                "kind": KIND, "config": cfg.to_dict(), "step": step, "model": unwrap(model).state_dict(),
+                "kind": DIFFUSION_KIND, "config": cfg.to_dict(), "step": step, "model": unwrap(model).state_dict(),
                 "ema": ema.model.state_dict(), "optimizer": opt.state_dict(), "scaler": scaler.state_dict(),
                 "ae_path": str(Path(opts.ae.path).resolve()), "ae_hash": opts.ae.ae_hash,
                 "latent_std": list(latent_std)})
@@ -160,7 +160,7 @@ def train_diffusion(cfg: Config, opts: DiffusionTrainOptions) -> dict[str, Any]:
     forward = compiled(ddp, cfg.run.compile)  # ddp stays the handle for no_sync()
     preview = LoadedDiffusion(ema.model, opts.ae, cfg, schedule, str(run_dir), latent_std)
     if main:
-        log(f"{len(pairs)} clips, {n_pairs} with a previous clip; UNet {sum(p.numel() for p in model.parameters()):,} "
+        log(f"{len(pairs)} clips, {n_pairs} with a previous clip; UNet {count_parameters(model):,} "
             f"parameters; latent std per plane {', '.join(f'{s:.3f}' for s in latent_std)}")
 
     # 4. the loop
@@ -172,7 +172,7 @@ def train_diffusion(cfg: Config, opts: DiffusionTrainOptions) -> dict[str, Any]:
             g = step_generator(cfg.run.seed, step)
             # draws for the whole global batch, then this rank's rows: same batch for any world size
             t_all = draw_timesteps(tc.batch_size, schedule, g)
-            mask_all = draw_cond_mask(tc.batch_size, cfg.diffusion.cond_prob, g)
+            mask_all = draw_cond_mask(tc.batch_size, cfg.diffusion.cond_prob, g, per_batch=cfg.diffusion.cond_draw == "batch")
             noise_all = Latents(*(torch.randn((tc.batch_size, *p.shape[1:]), generator=g) for p in z))
             mine = slice(dist.rank(), None, dist.world_size())
             t_mine, mask_mine, noise_mine = t_all[mine], mask_all[mine] & has_prev, noise_all.take(mine)
@@ -204,7 +204,7 @@ def train_diffusion(cfg: Config, opts: DiffusionTrainOptions) -> dict[str, Any]:
                 metrics.write(step=step, loss=loss_sum, loss_ema=loss_avg, it_s=steps_done / (time.monotonic() - t0))
             if main and (step % tc.sample_every == 0 or step == tc.steps):
                 sample_videos(preview, run_dir / "preview.mp4", 1, 2 * cfg.data.frames, cfg.run.seed,
-                              SamplerOptions(cfg.sample.sampler, cfg.sample.steps, cfg.sample.eta), device)
+                              cfg.sample, device)
             if step % tc.ckpt_every == 0 and step < tc.steps:
                 checkpoint()
             bar.update(task, completed=step, info=f"loss {loss_avg:.4f} {steps_done / (time.monotonic() - t0):.2f} it/s")

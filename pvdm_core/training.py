@@ -25,6 +25,14 @@ def step_generator(seed: int, step: int, stream: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003 + step) * 16 + stream)
 
 
+def micro_batches(global_batch: int, grad_accum: int) -> int:
+    """Per-process micro-batch size; the preset's batch is the global batch."""
+    world = dist.world_size()
+    if global_batch % (world * grad_accum):
+        raise BadInputError(f"batch size {global_batch} is not divisible by processes ({world}) x grad_accum ({grad_accum})")
+    return global_batch // (world * grad_accum)
+
+
 class StepBatchSampler(Sampler[list[int]]):
     """Yields this rank's share of the global batch for steps start..total-1.
 
@@ -87,17 +95,24 @@ class StopRequest:
 
 
 class EMA:
-    """Exponential moving average of weights with LDM's (LitEma) warm-up: update n uses decay
+    """Exponential moving average of weights as the release keeps it (LDM's LitEma): after step s
+    (0-based) with s % every == 0 and s > 0, update n = s // every uses decay
     min(decay, (1 + n) / (10 + n)), so the average soon forgets the random init (0.9 at n = 80,
-    0.99 at n = 890) and short runs are not stuck near their first weights."""
+    0.99 at n = 890). The release updates every 25 steps, so its average spans 25x more steps
+    than an every-step EMA of the same decay."""
 
-    def __init__(self, model: nn.Module, decay: float):
-        self.decay = decay
+    def __init__(self, model: nn.Module, decay: float, every: int = 1):
+        if every < 1:
+            raise BadInputError(f"EMA update interval must be at least 1, got {every}")
+        self.decay, self.every = decay, every
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
 
     @torch.no_grad()
     def update(self, model: nn.Module, step: int) -> None:
-        d = min(self.decay, (1 + step) / (10 + step))
+        if step == 0 or step % self.every:
+            return
+        n = step // self.every
+        d = min(self.decay, (1 + n) / (10 + n))
         for e, p in zip(self.model.parameters(), model.parameters()):
             e.lerp_(p.detach().to(e.dtype), 1 - d)
         for e, b in zip(self.model.buffers(), model.buffers()):

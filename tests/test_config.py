@@ -76,7 +76,7 @@ def test_data_shortcut_and_roundtrip():
 
 
 def test_every_preset_batch_splits_into_micro_batches():
-    from pvdm_core.train_ae import micro_batches
+    from pvdm_core.training import micro_batches
 
     for name in preset_names():
         cfg = load_config(name)

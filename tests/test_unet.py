@@ -11,7 +11,8 @@ from torch import nn
 
 from pvdm_core.config import UNetConfig, load_config
 from pvdm_core.errors import BadInputError
-from pvdm_core.models.unet import TriplaneUNet, count_parameters, joint_attention_parameters
+from pvdm_core.artifacts import count_parameters, joint_attention_parameters
+from pvdm_core.models.unet import TriplaneUNet
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -295,12 +295,3 @@ class TriplaneUNet(nn.Module):
                 out[i] = part
         return type(x)(*out) if hasattr(x, "_fields") else tuple(out)
 
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
-def joint_attention_parameters(unet: TriplaneUNet) -> int:
-    """Parameters of the cross-plane (joint) attention layers only."""
-    mods = [*unet.down_joint, unet.mid_joint, *unet.up_joint]
-    return sum(count_parameters(m) for m in mods)
