@@ -1,17 +1,22 @@
 """PVDM's projected autoencoder (spec §1): a video clip <-> three 2D latent planes.
 
 Encoder: per-frame p x p patches -> video transformer (time attention, space attention, GEGLU)
--> three small "axis projection" transformers that each pool one axis away with a summary
-token -> 1x1 conv to C channels -> tanh. Decoder: each plane back to width d, broadcast along
-its missing axis, summed, video transformer, per-frame transposed conv to pixels.
+-> three small "axis projection" transformers that each pool one axis away -> 1x1 conv to C
+channels -> tanh. Decoder: each plane back to width d, broadcast along its missing axis, summed,
+video transformer, per-frame transposed conv to pixels, 2 * sigmoid - 1.
 
 Shapes: x (B, 3, T, H, W) in [-1, 1]; h = H/p, w = W/p;
 z_s (B, C, h, w) content, z_h (B, C, T, w) pooled over height, z_w (B, C, T, h) over width.
 
-Same layer sizes as the public release (62.1M parameters at 256 px), with three deliberate
-differences: the projection reads out the summary token (the release appends the token but
-reads position 0, an ordinary feature); pre-LN stacks end in a LayerNorm; rotary positions are
-patch indices, not linspace(-1, 1) scaled by a resolution-dependent range.
+The forward pass is the public release's (spec §7; `pvdm convert` loads its checkpoints and
+`benchmarks/vs_release.py` checks the outputs): no final LayerNorm in the transformer stacks, the
+projection reads out sequence index 0 with its token appended at the end, and the release's
+time and space rotary tables. pvdm generalises it to any frame count and any resolution the
+patch divides (the release hard-codes 16 frames, 256 px and patch 8). Differences that do not
+change outputs: q/k/v and GEGLU value/gate are separate Linear layers (a converter splits the
+release's fused rows), SDPA attention, chunked time attention for huge batches, and the last
+projection layer computing only the position it reads out. The initialisation (normal 0.02,
+GPT-2 style) is pvdm's; the release uses PyTorch's defaults and unit-normal tokens.
 """
 
 from __future__ import annotations
@@ -19,9 +24,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
+import math
+
 import torch
 import torch.nn.functional as F
-from einops import rearrange
+from einops import rearrange, repeat
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
@@ -67,36 +74,47 @@ class Latents(NamedTuple):
         return Latents(*(torch.cat(planes, dim=0) for planes in zip(*items)))
 
 
-# --- rotary position embeddings ------------------------------------------------------------
+# --- rotary position embeddings (the release's tables, spec §7 items 3-4) --------------------
+# A table is (cos, sin), each (L, head_dim); channel j of q and k is mixed with its pair partner
+# as q * cos + rotate_every_two(q) * sin. The tables are computed with the release's own float32
+# operations, so they match it bit for bit.
+
+Rope = tuple[Tensor, Tensor]
 
 
-def _rope_angles(n: int, pairs: int, device: torch.device) -> Tensor:
-    """(n, pairs) angles pos * 10000^(-k/pairs): one frequency per rotated channel pair."""
-    inv_freq = 10000.0 ** (-torch.arange(pairs, device=device, dtype=torch.float32) / pairs)
-    return torch.arange(n, device=device, dtype=torch.float32)[:, None] * inv_freq
+def rope_time(t: int, head_dim: int, device: torch.device) -> Rope:
+    """1D time table of the release (lucidrains' RotaryEmbedding): frequencies 10000^(-2k/d),
+    the (T, d/2) angle table concatenated with itself, not interleaved. Channels 2i and 2i+1 thus
+    turn by different angles: not a true rotation, but the layout the released weights expect."""
+    inv_freq = 1.0 / (10000 ** (torch.arange(0, head_dim, 2, device=device).float() / head_dim))
+    angles = torch.arange(t, device=device).float()[:, None] * inv_freq  # (T, d/2)
+    angles = torch.cat([angles, angles], dim=-1)  # (T, d)
+    return angles.cos(), angles.sin()
 
 
-def rope_time(t: int, head_dim: int, device: torch.device) -> Tensor:
-    """(T, head_dim/2) unit complex rotations for 1D positions over time."""
-    angles = _rope_angles(t, head_dim // 2, device)
-    return torch.polar(torch.ones_like(angles), angles)
+def rope_space(h: int, w: int, head_dim: int, device: torch.device, max_freq: float = 10.0) -> Rope:
+    """Axial 2D table of the release (AxialRotaryEmbedding): positions linspace(-1, 1) along rows
+    and columns, frequencies pi * 2^linspace(0, log2(max_freq / 2), d/4); the first d/4 channel
+    pairs follow the row, the next d/4 the column, both channels of a pair share the angle."""
+    scales = torch.logspace(0.0, math.log(max_freq / 2) / math.log(2), head_dim // 4, base=2, device=device)
+    rows = torch.linspace(-1.0, 1.0, h, device=device)[:, None] * scales * math.pi  # (h, d/4)
+    cols = torch.linspace(-1.0, 1.0, w, device=device)[:, None] * scales * math.pi  # (w, d/4)
+    angles = torch.cat([rows[:, None].expand(h, w, -1), cols[None].expand(h, w, -1)], dim=-1)  # (h, w, d/2)
+    angles = repeat(angles, "h w k -> (h w) (k two)", two=2)  # (h*w, d)
+    return angles.cos(), angles.sin()
 
 
-def rope_space(h: int, w: int, head_dim: int, device: torch.device) -> Tensor:
-    """(h*w, head_dim/2) axial 2D rotations: half of the channel pairs turn with the row index,
-    half with the column index."""
-    rows = _rope_angles(h, head_dim // 4, device)  # (h, head_dim/4)
-    cols = _rope_angles(w, head_dim // 4, device)  # (w, head_dim/4)
-    angles = torch.cat([rows[:, None].expand(h, w, -1), cols[None].expand(h, w, -1)], dim=-1)
-    angles = rearrange(angles, "h w k -> (h w) k")
-    return torch.polar(torch.ones_like(angles), angles)
+def rotate_every_two(x: Tensor) -> Tensor:
+    """Channel pairs (x1, x2) -> (-x2, x1)."""
+    pairs = x.unflatten(-1, (-1, 2))
+    return torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1).flatten(-2)
 
 
-def apply_rope(x: Tensor, rot: Tensor) -> Tensor:
-    """Rotate channel pairs (2i, 2i+1) of x (..., L, d) by rot (L, d/2), as complex products
-    (one fused multiply, about twice as fast on CPU as the rotate-half form)."""
-    xc = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))  # (..., L, d/2)
-    return torch.view_as_real(xc * rot).flatten(-2).to(x.dtype)
+def apply_rope(x: Tensor, rope: Rope) -> Tensor:
+    """x (..., L, d) mixed with its pair partners by a (cos, sin) table (L, d), in float32."""
+    cos, sin = rope
+    xf = x.float()
+    return (xf * cos + rotate_every_two(xf) * sin).to(x.dtype)
 
 
 # --- transformer parts ---------------------------------------------------------------------
@@ -110,7 +128,7 @@ class Attention(nn.Module):
         self.to_kv = nn.Linear(dim, 2 * heads * head_dim, bias=False)
         self.out = nn.Linear(heads * head_dim, dim)
 
-    def forward(self, x: Tensor, rope: Tensor | None = None, context: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, rope: Rope | None = None, context: Tensor | None = None) -> Tensor:
         """x (N, L, dim) attends to context (N, S, dim), default itself; rope only for self-attention."""
         q = rearrange(self.to_q(x), "n l (h d) -> n h l d", h=self.heads)
         kv = self.to_kv(x if context is None else context)
@@ -148,7 +166,7 @@ class VideoBlock(nn.Module):
         self.norm_s, self.attn_s = nn.LayerNorm(dim), Attention(dim, heads, head_dim)
         self.norm_ff, self.ff = nn.LayerNorm(dim), GEGLU(dim, ff_mult * dim)
 
-    def forward(self, x: Tensor, rope_t: Tensor, rope_s: Tensor) -> Tensor:  # x (B, T, n, d)
+    def forward(self, x: Tensor, rope_t: Rope, rope_s: Rope) -> Tensor:  # x (B, T, n, d)
         b, t, n, _ = x.shape
         xt = rearrange(x, "b t n d -> (b n) t d")
         xt = xt + self.attn_t(self.norm_t(xt), rope_t)
@@ -159,26 +177,26 @@ class VideoBlock(nn.Module):
 
 
 class VideoTransformer(nn.Module):
-    """TimeSformer-style stack over (B, T, h, w, d) tokens, with a final LayerNorm."""
+    """TimeSformer-style stack over (B, T, h, w, d) tokens. Like the release's, it ends without a
+    final LayerNorm (pre-LN stacks usually have one)."""
 
     def __init__(self, dim: int, depth: int, heads: int, head_dim: int, ff_mult: int):
         super().__init__()
         self.head_dim = head_dim
         self.blocks = nn.ModuleList(VideoBlock(dim, heads, head_dim, ff_mult) for _ in range(depth))
-        self.norm = nn.LayerNorm(dim)
         self.grad_checkpoint = False  # recompute each block in backward: less memory, ~1/3 slower
 
     def forward(self, x: Tensor) -> Tensor:  # (B, T, h, w, d)
         _, t, h, w, _ = x.shape
-        rope_t = rope_time(t, self.head_dim, x.device)  # (T, head_dim/2)
-        rope_s = rope_space(h, w, self.head_dim, x.device)  # (h*w, head_dim/2)
+        rope_t = rope_time(t, self.head_dim, x.device)  # (T, head_dim) each
+        rope_s = rope_space(h, w, self.head_dim, x.device)  # (h*w, head_dim) each
         x = rearrange(x, "b t h w d -> b t (h w) d")
         for block in self.blocks:
             if self.grad_checkpoint and self.training and torch.is_grad_enabled():
                 x = checkpoint(block, x, rope_t, rope_s, use_reentrant=False)
             else:
                 x = block(x, rope_t, rope_s)
-        return rearrange(self.norm(x), "b t (h w) d -> b t h w d", h=h)
+        return rearrange(x, "b t (h w) d -> b t h w d", h=h)
 
 
 class ProjectionLayer(nn.Module):
@@ -188,16 +206,19 @@ class ProjectionLayer(nn.Module):
         self.norm_mlp = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(nn.Linear(dim, mlp_dim), nn.GELU(), nn.Linear(mlp_dim, dim))
 
-    def forward(self, x: Tensor, summary_only: bool = False) -> Tensor:  # x (N, 1+L, d)
+    def forward(self, x: Tensor, first_only: bool = False) -> Tensor:  # x (N, L+1, d)
         h = self.norm_attn(x)
-        if summary_only:  # the last layer need only update the summary token: same result, far less work
+        if first_only:  # the last layer need only update the position read out: same result, far less work
             x = x[:, :1]
         x = x + self.attn(h[:, : x.shape[1]], context=h)
         return x + self.mlp(self.norm_mlp(x))
 
 
 class AxisProjection(nn.Module):
-    """Pools sequences (N, L, d) along L into (N, C): a summary token attends to the sequence.
+    """Pools sequences (N, L, d) along L into (N, C), as the release does: a learnable token is
+    appended at the END, a learned position embedding added, a small pre-LN transformer run, and
+    the output at index 0 (the first sequence element, not the token) read out; then the 1x1
+    conv d -> C (no LayerNorm before it) and tanh.
 
     Position along the pooled axis is a learned embedding, so `length` is fixed at build time.
     """
@@ -211,14 +232,13 @@ class AxisProjection(nn.Module):
             ProjectionLayer(d, cfg.proj_heads, cfg.proj_head_dim, cfg.proj_mlp_dim)
             for _ in range(cfg.proj_depth)
         )
-        self.norm = nn.LayerNorm(d)
         self.to_latent = nn.Linear(d, cfg.latent_channels)  # the 1x1 conv d -> C, per token
 
     def forward(self, x: Tensor) -> Tensor:  # (N, L, d)
-        x = torch.cat([self.token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos  # (N, 1+L, d)
+        x = torch.cat([x, self.token.expand(x.shape[0], -1, -1)], dim=1) + self.pos  # (N, L+1, d)
         for i, layer in enumerate(self.layers):
-            x = layer(x, summary_only=i == len(self.layers) - 1)
-        return torch.tanh(self.to_latent(self.norm(x[:, 0])))  # (N, C): the summary token
+            x = layer(x, first_only=i == len(self.layers) - 1)
+        return torch.tanh(self.to_latent(x[:, 0]))  # (N, C)
 
 
 # --- the autoencoder -----------------------------------------------------------------------
@@ -319,6 +339,3 @@ def _init_linear(m: nn.Module) -> None:
         if m.bias is not None:
             nn.init.zeros_(m.bias)
 
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
