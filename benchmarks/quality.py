@@ -26,8 +26,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
-import re
 import shlex
 import subprocess
 import sys
@@ -36,6 +34,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from reporting import cpu_model, load_avg, replace_section  # noqa: E402
 SECTION = "## Quality"
 
 # Seconds kept back from training for everything after it, scaled with --num. Measured on 2
@@ -65,33 +65,6 @@ def pvdm(*args: str, log: list[dict], timeout: float | None = None) -> dict:
 def read_metrics(run_dir: Path) -> list[dict]:
     path = run_dir / "metrics.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def load_avg() -> str:
-    try:
-        return "/".join(f"{x:.1f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
-def replace_section(text: str, section: str) -> str:
-    """Replace the '## Quality' section of RESULTS.md (up to the next '## ' heading), or append it."""
-    pattern = re.compile(r"^## Quality\b.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        return pattern.sub(lambda _: section.rstrip("\n") + "\n\n", text, count=1).rstrip("\n") + "\n"
-    if not text.strip():
-        text = "# Benchmark results\n"
-    return text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
 
 
 def main() -> None:
@@ -214,8 +187,7 @@ def main() -> None:
         "Time per command: " + "; ".join(f"`{c['command'].split(' --')[0]}` {c['seconds']:.0f} s" for c in log) + ".",
         "",
     ]
-    text = RESULTS.read_text() if RESULTS.is_file() else ""  # re-read: another benchmark writes its own section
-    RESULTS.write_text(replace_section(text, "\n".join(lines)))
+    replace_section(RESULTS, SECTION, "\n".join(lines) + "\n")
     print(f"\nwrote the Quality section of {RESULTS}", file=sys.stderr)
 
 

@@ -38,6 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from reporting import replace_section  # noqa: E402
+
 RESULTS = HERE / "RESULTS.md"
 SECTION = "## Speed"
 GiB = 1024**3
@@ -262,7 +265,7 @@ def bench_unet_max_batch(ctx: Ctx, grad_checkpoint: bool, limit: int = 24 * GiB,
     torch.cuda.max_memory_allocated within `limit`; exponential then binary search."""
     import torch
 
-    from pvdm_core.artifacts import build_unet, count_parameters
+    from pvdm_core.artifacts import build_unet
 
     if not ctx.cuda:
         return {"skip": "not measured (no GPU)"}
@@ -316,8 +319,7 @@ def bench_unet_max_batch(ctx: Ctx, grad_checkpoint: bool, limit: int = 24 * GiB,
 def _sampling_models(ctx: Ctx, with_ae: bool = True, size: str = "L"):
     import torch
 
-    from pvdm_core.artifacts import build_unet, count_parameters
-    from pvdm_core.artifacts import build_autoencoder, count_parameters
+    from pvdm_core.artifacts import build_autoencoder, build_unet
 
     cfg = _unet_cfg(size)
     torch.manual_seed(0)
@@ -399,7 +401,7 @@ def bench_autoencode(ctx: Ctx, preset: str, what: str) -> dict:
     """AE encode or decode of 16×R² clips (batch 1 on CPU, 8 on GPU), no grad, eval mode."""
     import torch
 
-    from pvdm_core.artifacts import build_autoencoder, count_parameters
+    from pvdm_core.artifacts import build_autoencoder
 
     cfg = _cfg(preset)
     ae = build_autoencoder(cfg).to(ctx.device).eval().requires_grad_(False)
@@ -757,22 +759,6 @@ def _caveat(info: dict, loads: list[str], device: str) -> list[str]:
             "the CPU-time column is the steadier figure. Memory is unaffected."]
 
 
-def write_section(text: str, path: Path = RESULTS) -> None:
-    """Replace only the "## Speed" section of RESULTS.md (up to the next "## " heading), keeping the rest."""
-    old = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    lines = old.splitlines(keepends=True)
-    start = next((i for i, ln in enumerate(lines) if ln.rstrip() == SECTION), None)
-    if start is None:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")), len(lines))
-        tail = "".join(lines[end:])
-        new = "".join(lines[:start]) + text + ("\n" + tail if tail else "")
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(new)
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -857,7 +843,7 @@ def render(run: dict, lines: list[dict], write: bool) -> int:
     print_table(lines, f"pvdm speed ({run['device']}, {run['total_s'] / 60:.1f} min, "
                        f"load {run['load_before']} -> {run['load_after']})")
     if write:
-        write_section(speed_section(lines, run["machine"], run["command"], run["load_before"], run["load_after"],
+        replace_section(RESULTS, SECTION, speed_section(lines, run["machine"], run["command"], run["load_before"], run["load_after"],
                                     run["total_s"], run["device"]))
         print(f"wrote the Speed section of {RESULTS}")
     return 0

@@ -107,6 +107,9 @@ def load_diffusion(run_or_ckpt: str | Path | None, device: torch.device, use_ema
     state = load_checkpoint(run_or_ckpt if run_or_ckpt is not None else newest_run(), DIFFUSION_KIND)
     cfg = checkpoint_config(state)
     unet = build_unet(cfg)
+    if "model" not in state and not use_ema:
+        raise BadInputError(f"{state['path']} holds EMA weights only (converted from an ema_* file); drop --no-ema, "
+                            f"or convert again with --raw model_*.pth")
     load_weights(unet, state["ema"] if use_ema and "ema" in state else state["model"], state["path"], "UNet")
     ae_path = ae or state["ae_path"]
     if not Path(ae_path).exists():

@@ -28,7 +28,7 @@ from pvdm_core.checkpoint import check_same_model, load_checkpoint, save_checkpo
 from pvdm_core.config import Config
 from pvdm_core.data.datasets import build_dataset
 from pvdm_core.device import DeviceChoice, autocast
-from pvdm_core.errors import BadInputError, PvdmError
+from pvdm_core.errors import PvdmError
 from pvdm_core.losses import (build_perceptual_loss, feature_matching_loss, generator_loss, hinge_d_loss,
                               l1_loss)
 from pvdm_core.models.autoencoder import ProjectedAutoencoder

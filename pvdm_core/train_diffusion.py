@@ -5,6 +5,16 @@ training split encoded once at start-up (one 2T-frame window per video, split in
 consecutive clips). Joint training (spec §2): with probability lambda = cond_prob an example
 predicts clip k+1's noise conditioned on clip k's clean latents, else unconditionally; only
 clips whose predecessor is in the data can be conditioned.
+
+Where this loop departs from the public release, deliberately, and the `--set` that switches back:
+- conditioning drawn per example (`diffusion.cond_draw: example`); the release draws once per
+  iteration for the whole batch (`batch`), which gives the same expectation with more variance;
+- bf16 autocast on CUDA (`run.amp: auto`); the release trains the UNet in fp32 (`run.amp: off`);
+- latents cached once (`pvdm encode`, or the training split encoded at start-up) instead of
+  re-encoded every step; an unconditional example is a cached clip, where the release takes a
+  random 16-frame window of its 32-frame clip (no switch: the cache holds whole clips only);
+- the EMA is updated every `diffusion_train.ema_every` steps (25 in the reference presets, as the
+  release; 1 in `tiny`).
 """
 
 from __future__ import annotations
@@ -121,6 +131,8 @@ def train_diffusion(cfg: Config, opts: DiffusionTrainOptions) -> dict[str, Any]:
     step, latent_std = 0, None
     if (run_dir / "latest").is_file():
         state = load_checkpoint(run_dir, DIFFUSION_KIND)
+        if "optimizer" not in state:
+            raise BadInputError(f"{run_dir} holds converted release weights, not a training run; use another --out")
         check_same_model(state, cfg, ("unet", "ae", "data.frames", "data.resolution"))
         if state["ae_hash"] != opts.ae.ae_hash:
             raise BadInputError(f"{run_dir} was trained on another autoencoder (ae_hash {state['ae_hash']})")
