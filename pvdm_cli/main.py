@@ -117,6 +117,7 @@ def synth(out_dir: Annotated[Path, typer.Argument(help="Folder to write videos i
 def main() -> None:
     import pvdm_cli.commands  # noqa: F401 - registers the model commands on `app`
     import pvdm_cli.cmd_eval_fvd  # noqa: F401
+    import pvdm_cli.cmd_plot  # noqa: F401
 
     app()
 
