@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 from pvdm_core.errors import BadInputError, ClipTooShortError
 from pvdm_core.fvd.arrays import open_array
 from pvdm_core.fvd.options import FVDOptions, clip_span, clip_start
-from pvdm_core.fvd.sources import VideoRef
+from pvdm_core.fvd.sources import Source, VideoRef
 from pvdm_core.video_io import count_frames, read_video
 
 
@@ -80,3 +80,14 @@ class ClipDataset(Dataset):
 def as_is(batch: Any) -> Any:
     """DataLoader collate for batch_size=None: items as they are."""
     return batch
+
+
+def check_single_video(side: str, source: Source, opts: FVDOptions) -> None:
+    """A side of one video must give a full clip: decoded now, in seconds, not found out after
+    the other side's I3D pass (an hour for 2,048 videos). Folders keep skipping bad videos."""
+    if source.is_stats or len(source.refs) != 1:
+        return
+    try:
+        ClipDataset(source.refs, [0], opts).load(source.refs[0], 0)
+    except BadInputError as e:
+        raise BadInputError(f"{side}: {e}") from None

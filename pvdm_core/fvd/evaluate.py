@@ -7,9 +7,11 @@ order and the first `num_videos` that hold a full clip are used (too-short or un
 videos are skipped and counted; strict=True makes them fatal). Clips go through
 `preprocess_for_i3d` and I3D (`load_i3d`); features stream into `FeatureStats`.
 
-Everything cheap is checked before the detector is loaded: options, both sides (see
-`sources`), and statistics made under another protocol (frames, resize, detector,
-BatchNorm eps, AMP; the weights digest once I3D is loaded).
+Both sides are checked before the detector is loaded, so bad input fails in seconds, not
+after the other side's I3D pass: options, paths, folders holding at least one video
+(`sources`), a side of one video decoding a full clip (`clips.check_single_video`), and
+statistics made under another protocol (frames, resize, detector, BatchNorm eps, AMP; the
+weights digest once I3D is loaded).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pvdm_core import distributed as dist
 from pvdm_core.atomic import atomic_path
 from pvdm_core.device import DeviceChoice
 from pvdm_core.errors import BadInputError
+from pvdm_core.fvd.clips import check_single_video
 from pvdm_core.fvd.collect import Collected, Progress, collect_features
 from pvdm_core.fvd.detector import with_precision
 from pvdm_core.fvd.distance import fvd_from_stats, kernel_video_distance
@@ -98,6 +101,8 @@ def _open_checked(real: str | Path, fake: str | Path, opts: FVDOptions,
                 _check_kept_features(side, src, flag)
     protocol = make_protocol(opts.frames, opts.resize, opts.detector, opts.bn_eps, "", amp=amp)
     _check_stats(sources, protocol, tuple(k for k in PROTOCOL_KEYS if k != "weights_sha256"))
+    for side, src in sources.items():
+        check_single_video(side, src, opts)
     return sources, protocol
 
 
