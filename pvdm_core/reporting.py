@@ -45,6 +45,9 @@ class RunReporter:
     def live(self, start_step: int) -> Iterator[RunReporter]:
         """The loop's span: the rich bar (on a terminal) and the TensorBoard writer are open inside it."""
         self._t0, self._start = time.monotonic(), start_step
+        if start_step and self.enabled:  # resumed: the lines show the last held-out scores from the start
+            tests = [r for r in self.metrics.read() if r.get("split") == "test" and r.get("step", 0) <= start_step]
+            self._last_test = tests[-1] if tests else {}
         if self.tensorboard:
             # steps up to start_step are in the checkpoint; what a crashed run logged after it goes
             self._tb = TensorBoardLog(self.run_dir / TENSORBOARD_DIR, purge_step=start_step + 1 if start_step else None)

@@ -74,3 +74,16 @@ def test_train_ae_off_a_terminal_prints_step_loss_eta_eval_and_checkpoint_lines(
     assert sum(bool(re.search(r"train-ae step [24]/4 test psnr [\d.]+ ssim", line)) for line in lines) == 2
     assert any(f"train-ae step 2/4 checkpoint {tmp_path / 'step-0000002.pt'}" in line for line in lines)
     assert any(f"train-ae step 4/4 checkpoint {tmp_path / 'step-0000004.pt'}" in line for line in lines)
+
+
+def test_resumed_run_lines_show_the_last_held_out_scores(tmp_path, off_terminal, capsys):
+    from pvdm_core.reporting import RunReporter
+
+    (tmp_path / "metrics.jsonl").write_text('{"step": 10, "split": "test", "psnr": 17.25, "ssim": 0.3}\n'
+                                            '{"step": 30, "split": "test", "psnr": 99.0, "ssim": 0.9}\n')
+    report = RunReporter(tmp_path, "train-ae", 40, enabled=True)
+    with report.live(20):  # resumed at step 20: step 30's evaluation belongs to the crashed run
+        report.write(step=25, loss=0.5, it_s=2.0)
+    line = capsys.readouterr().err.strip()
+    assert line.endswith("train-ae step 25/40 (62%) loss 0.5 | test psnr 17.25 ssim 0.3 (step 10) | 2 it/s, "
+                         "elapsed 0:00:00, ETA 0:00:08"), line
