@@ -146,13 +146,15 @@ def _panel(ax, runs: list[RunCurves], colors: dict[str, str], key: str, title: s
             ax.plot(steps, ys, color=colors[run.name], lw=1.5, marker="o", ms=3, label=run.name)
     if values and min(values) > 0 and max(values) / min(values) >= 10:  # log only where it spans a decade
         ax.set_yscale("log")
+    if key == "loss" and any(run.loss_smooth for run in runs):
+        title += " (thin: as logged, thick: smoothed)"
     ax.set_title(title)
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)
     ax.grid(True, which="major", alpha=0.3)
 
 
-PANELS = (("loss", "training loss (thin: logged, thick: smoothed)", "loss"),
+PANELS = (("loss", "training loss", "loss"),
           ("psnr", "held-out PSNR", "dB"), ("ssim", "held-out SSIM", "SSIM"), ("fvd", "FVD", "FVD"))
 
 
