@@ -18,12 +18,13 @@ def plot(
     output: Annotated[Path, typer.Option("-o", "--output", help="Image to write: .png, .pdf or .svg.")] = Path("curves.png"),
     as_json: JsonOpt = False,
 ) -> None:
-    """Plot training curves from metrics.jsonl: loss, held-out PSNR/SSIM, FVD; the AE's GAN phase marked.
+    r"""Plot training curves from metrics.jsonl: loss, held-out PSNR/SSIM, FVD; the AE's GAN phase marked.
 
-    Works on a run still being written. Needs matplotlib: pip install 'pvdm[plot]'.
+    Works on a run still being written. Needs matplotlib: pip install 'pvdm\[plot]'.
 
     Example: pvdm plot runs/ae runs/ae-lr2e-3 -o curves.png
     """
+    # (the docstring's \[ keeps Typer's rich markup from eating "[plot]")
     from pvdm_core.plot import plot_runs
 
     result = plot_runs(runs, output)
