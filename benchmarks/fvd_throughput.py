@@ -17,8 +17,7 @@ import torch
 
 from pvdm_core.data.synthetic import synthetic_video
 from pvdm_core.device import choose_device
-from pvdm_core.evaluate import FVDOptions, collect_features, open_source, precision
-from pvdm_core.metrics.fvd import compute_features, load_i3d
+from pvdm_core.fvd import FVDOptions, collect_features, compute_features, load_i3d, open_source, precision
 from pvdm_core.video_io import to_uint8, write_video
 
 FRAMES, RESOLUTION, DISTINCT = 16, 256, 4  # DISTINCT synthetic videos, cycled to num_videos

@@ -432,7 +432,7 @@ def bench_fvd(ctx: Ctx) -> dict:
     import numpy as np
     import torch
 
-    from pvdm_core.metrics.fvd import compute_features, load_i3d
+    from pvdm_core.fvd import compute_features, load_i3d
 
     extractor, _ = load_i3d(device=ctx.device)
     b = 16 if ctx.cuda else 1
@@ -585,7 +585,7 @@ def run_row(name: str, device_arg: str, mem_limit: int, threads: int = 0) -> dic
 
     from pvdm_core.device import choose_device
 
-    import pvdm_core.diffusion, pvdm_core.losses, pvdm_core.metrics.fvd, pvdm_core.sample, pvdm_core.train_ae  # noqa: F401, E401
+    import pvdm_core.diffusion, pvdm_core.losses, pvdm_core.fvd, pvdm_core.sample, pvdm_core.train_ae  # noqa: F401, E401
 
     if threads > 0:
         torch.set_num_threads(threads)

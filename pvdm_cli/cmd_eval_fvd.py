@@ -65,7 +65,7 @@ def eval_fvd(
     """
     from pvdm_core import distributed as dist
     from pvdm_core.device import choose_device
-    from pvdm_core.evaluate import FVDOptions, evaluate_fvd
+    from pvdm_core.fvd import FVDOptions, evaluate_fvd
     from pvdm_core.progress import log, progress_bar
 
     opts = FVDOptions(num_videos=num_videos, frames=frames, stride=stride, clip=clip, seed=seed, resize=resize,

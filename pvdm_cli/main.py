@@ -118,6 +118,7 @@ def main() -> None:
     import pvdm_cli.commands  # noqa: F401 - registers the model commands on `app`
     import pvdm_cli.cmd_eval_fvd  # noqa: F401
     import pvdm_cli.cmd_convert  # noqa: F401
+    import pvdm_cli.cmd_plot  # noqa: F401
 
     app()
 

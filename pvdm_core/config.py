@@ -145,6 +145,8 @@ class RunConfig:
     # torch.compile backend for the training forward pass ("inductor" is the fast one; "" = eager).
     # Off by default: compiling costs minutes up front and pays only on long GPU runs.
     compile: str = ""
+    # TensorBoard event files under <run>/tensorboard (rank 0): needs `pip install 'pvdm[tensorboard]'`.
+    tensorboard: bool = False
 
 
 @dataclass

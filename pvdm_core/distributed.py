@@ -6,6 +6,7 @@ A single process (no launcher) is the default and needs none of this: world size
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -43,6 +44,15 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     if dist.is_available() and dist.is_initialized():
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t
+
+
+def all_gather_object(obj: Any) -> list[Any]:
+    """Every rank's picklable `obj`, in rank order ([obj] without a process group)."""
+    if world_size() > 1 and dist.is_available() and dist.is_initialized():
+        out: list[Any] = [None] * world_size()
+        dist.all_gather_object(out, obj)
+        return out
+    return [obj]
 
 
 def device_for_rank(device: torch.device) -> torch.device:

@@ -15,3 +15,15 @@ class BadInputError(PvdmError):
 
 class MissingWeightsError(BadInputError):
     """A pretrained weights file is needed and was not found (exit 2)."""
+
+
+class ClipTooShortError(BadInputError):
+    """A video holds fewer frames than the clip asked for (exit 2).
+
+    Typed so that callers who skip and count such videos (eval-fvd, datasets) can tell them
+    from other decoding failures without reading the message.
+    """
+
+    def __init__(self, message: str, have: int, need: int):
+        super().__init__(message)
+        self.have, self.need = have, need

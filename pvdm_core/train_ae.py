@@ -33,7 +33,8 @@ from pvdm_core.losses import (build_perceptual_loss, feature_matching_loss, gene
                               l1_loss)
 from pvdm_core.models.autoencoder import ProjectedAutoencoder
 from pvdm_core.models.discriminator import PatchDiscriminator2D, PatchDiscriminator3D
-from pvdm_core.progress import log, progress_bar
+from pvdm_core.progress import log
+from pvdm_core.reporting import RunReporter
 from pvdm_core.runs import MetricsLog
 from pvdm_core.training import EMA, compiled, micro_batches, StepBatchSampler, StopRequest, step_generator, unwrap
 from pvdm_core.video_io import to_uint8, write_video
@@ -72,7 +73,7 @@ def write_preview(path: Path, clips: torch.Tensor, recon: torch.Tensor) -> None:
 def train_autoencoder(cfg: Config, opts: AETrainOptions) -> dict[str, Any]:
     tc, device = cfg.ae_train, opts.device
     run_dir, main = opts.run_dir, dist.is_main()
-    metrics = MetricsLog(run_dir / "metrics.jsonl", enabled=main)
+    report = RunReporter(run_dir, "train-ae", tc.steps, cfg.run.tensorboard, enabled=main)
     torch.manual_seed(cfg.run.seed)
 
     # 1. models, optimizers; discriminators only if the GAN phase is on the schedule
@@ -121,6 +122,7 @@ def train_autoencoder(cfg: Config, opts: AETrainOptions) -> dict[str, Any]:
         path = run_dir / (name or f"step-{step:07d}.pt")
         if main:
             save_checkpoint(path, state, point_latest=name is None)
+            report.checkpoint(step, path)
         dist.barrier()
         return path
 
@@ -139,8 +141,7 @@ def train_autoencoder(cfg: Config, opts: AETrainOptions) -> dict[str, Any]:
     last_eval: dict = {}
     stop_reason = None
     t0, steps_done = time.monotonic(), 0
-    with StopRequest(opts.max_time) as stop, progress_bar(disable=not main) as bar:
-        task = bar.add_task("train-ae", total=tc.steps, completed=step, info="")
+    with StopRequest(opts.max_time) as stop, report.live(step):
         for clips in loader:
             g = step_generator(cfg.run.seed, step)
             frame_idx = torch.randint(0, clips.shape[2], (tc.batch_size,), generator=g)
@@ -205,20 +206,21 @@ def train_autoencoder(cfg: Config, opts: AETrainOptions) -> dict[str, Any]:
             steps_done += 1
 
             if step % tc.log_every == 0 or step == tc.steps:
-                metrics.write(step=step, **logs, it_s=steps_done / (time.monotonic() - t0))
+                report.write(step=step, **logs, lr=opt.param_groups[0]["lr"], it_s=steps_done / (time.monotonic() - t0))
             if step % tc.eval_every == 0 or step == tc.steps:
                 last_eval, recon = evaluate(ema.model if ema else model, test_clips, device, micro)
-                metrics.write(step=step, split="test", **last_eval)
+                report.write(step=step, split="test", **last_eval)
                 if main:
                     write_preview(run_dir / "preview.mp4", test_clips, recon)
+                    report.preview(run_dir / "preview.mp4", step)
                 if in_gan:
-                    _watch_gan(gan, step, last_eval["psnr"], tc, run_dir, metrics, checkpoint,
+                    _watch_gan(gan, step, last_eval["psnr"], tc, run_dir, report, checkpoint,
                                lambda s: _restore(s, model, opt, disc2d, disc3d, opt_d, ema))
             if step % tc.ckpt_every == 0 and step < tc.steps:
                 checkpoint()
-            bar.update(task, completed=step, info=f"loss {logs['loss']:.4f}"
-                       + (f" psnr {last_eval['psnr']:.2f}" if last_eval else "")
-                       + f" {steps_done / (time.monotonic() - t0):.2f} it/s")
+            report.progress(step, f"loss {logs['loss']:.4f}"
+                            + (f" psnr {last_eval['psnr']:.2f}" if last_eval else "")
+                            + f" {steps_done / (time.monotonic() - t0):.2f} it/s")
             if (stop_reason := stop.reason) is not None:
                 log(f"stopping at step {step} ({stop_reason}); checkpoint saved, re-run the same command to resume")
                 break
@@ -242,7 +244,8 @@ def _restore(state: dict, model, opt, disc2d, disc3d, opt_d, ema) -> int:
     return state["step"]
 
 
-def _watch_gan(gan: dict, step: int, psnr: float, tc, run_dir: Path, metrics: MetricsLog, checkpoint, restore) -> None:
+def _watch_gan(gan: dict, step: int, psnr: float, tc, run_dir: Path, metrics: MetricsLog | RunReporter, checkpoint,
+               restore) -> None:
     """Divergence guard for the GAN phase: keep good.pt current, or roll the weights back to it."""
     window = [p for s, p in gan["history"] if s > step - tc.divergence_window]
     best = max(window, default=psnr)

