@@ -59,11 +59,19 @@ class AETrainConfig:
     grad_accum: int = 1  # micro-batches per optimizer step
     lr: float = 1.0e-3
     betas: list[float] = field(default_factory=lambda: [0.5, 0.9])
+    # constant (the reference) | cosine: linear warm-up over warmup_steps, then cosine decay to
+    # min_lr_ratio * lr at `steps`; short runs reach a lower loss when the lr anneals.
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0  # linear warm-up from 0 (both schedules); lets a high lr start without diverging
+    min_lr_ratio: float = 0.1  # cosine: final lr as a share of lr
     weight_decay: float = 0.0
     grad_clip: float = 1.0  # max gradient norm; 0 disables
     grad_checkpoint: bool = False  # recompute transformer activations in backward (256 px fits in memory)
     ema_decay: float = 0.0  # 0 disables the EMA copy
     l1_weight: float = 4.0
+    # squared pixel error: PSNR's own loss. L1 (the reference) is content to erase small moving shapes,
+    # whose few pixels cost it little; the square of their large errors makes them worth learning first.
+    mse_weight: float = 0.0
     perceptual_weight: float = 0.0  # LPIPS-VGG16 on one random frame; needs VGG16 weights
     disc_start: int = -1  # step at which the GAN phase starts; -1 = never
     disc_weight: float = 1.0  # generator adversarial loss weight

@@ -121,6 +121,10 @@ def l1_loss(recon: Tensor, target: Tensor) -> Tensor:
     return (recon - target).abs().mean()
 
 
+def mse_loss(recon: Tensor, target: Tensor) -> Tensor:
+    return F.mse_loss(recon.float(), target.float())
+
+
 def hinge_d_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
     """Discriminator hinge loss: push real logits above 1 and fake below -1."""
     return 0.5 * (F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean())

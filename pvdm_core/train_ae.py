@@ -30,13 +30,13 @@ from pvdm_core.data.datasets import build_dataset
 from pvdm_core.device import DeviceChoice, autocast
 from pvdm_core.errors import PvdmError
 from pvdm_core.losses import (build_perceptual_loss, feature_matching_loss, generator_loss, hinge_d_loss,
-                              l1_loss)
+                              l1_loss, mse_loss)
 from pvdm_core.models.autoencoder import ProjectedAutoencoder
 from pvdm_core.models.discriminator import PatchDiscriminator2D, PatchDiscriminator3D
 from pvdm_core.progress import log
 from pvdm_core.reporting import RunReporter
 from pvdm_core.runs import MetricsLog
-from pvdm_core.training import EMA, compiled, micro_batches, StepBatchSampler, StopRequest, step_generator, unwrap
+from pvdm_core.training import EMA, compiled, lr_factor, micro_batches, StepBatchSampler, StopRequest, step_generator, unwrap
 from pvdm_core.video_io import to_uint8, write_video
 
 @dataclass
@@ -137,7 +137,9 @@ def train_autoencoder(cfg: Config, opts: AETrainOptions) -> dict[str, Any]:
     ddp = DDP(model) if dist.world_size() > 1 else model
     forward = compiled(ddp, cfg.run.compile)  # ddp stays the handle for no_sync()
 
-    # 4. the loop
+    # 4. the loop; the lr of step k is a function of k alone, so a resumed run follows the same schedule
+    schedule = lambda k: tc.lr * lr_factor(k, tc.steps, tc.lr_schedule, tc.warmup_steps, tc.min_lr_ratio)
+    schedule(step)  # an unknown schedule fails before the first step
     last_eval: dict = {}
     stop_reason = None
     t0, steps_done = time.monotonic(), 0
@@ -147,6 +149,8 @@ def train_autoencoder(cfg: Config, opts: AETrainOptions) -> dict[str, Any]:
             frame_idx = torch.randint(0, clips.shape[2], (tc.batch_size,), generator=g)
             frame_idx = frame_idx[dist.rank() :: dist.world_size()]
             in_gan = gan["active"] and step >= tc.disc_start
+            for group in opt.param_groups:
+                group["lr"] = schedule(step)
             logs: dict[str, float] = {}
             for k in range(tc.grad_accum):
                 x = clips[k * micro : (k + 1) * micro].to(device.device, non_blocking=True)
@@ -157,6 +161,9 @@ def train_autoencoder(cfg: Config, opts: AETrainOptions) -> dict[str, Any]:
                     recon, _ = forward(x)
                     parts = {"l1": l1_loss(recon, x)}
                     loss = tc.l1_weight * parts["l1"]
+                    if tc.mse_weight > 0:
+                        parts["mse"] = mse_loss(recon, x)
+                        loss = loss + tc.mse_weight * parts["mse"]
                     if lpips is not None:
                         parts["lpips"] = lpips(pick(recon), pick(x)).mean()
                         loss = loss + tc.perceptual_weight * parts["lpips"]

@@ -8,6 +8,7 @@ uninterrupted run sees, and a global batch is the same whatever the process coun
 from __future__ import annotations
 
 import copy
+import math
 import signal
 import time
 from collections.abc import Iterator
@@ -117,6 +118,22 @@ class EMA:
             e.lerp_(p.detach().to(e.dtype), 1 - d)
         for e, b in zip(self.model.buffers(), model.buffers()):
             e.copy_(b)
+
+
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def lr_factor(step: int, total: int, schedule: str, warmup: int, min_ratio: float) -> float:
+    """Learning-rate multiplier for 0-based `step` of `total`: linear warm-up over `warmup` steps,
+    then 1 (constant) or a cosine from 1 down to `min_ratio` at step `total` (cosine)."""
+    if schedule not in LR_SCHEDULES:
+        raise BadInputError(f"unknown lr schedule {schedule!r}; choose one of {', '.join(LR_SCHEDULES)}")
+    if step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant" or total <= warmup:
+        return 1.0
+    progress = min(1.0, (step - warmup) / (total - warmup))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def compiled(module: nn.Module, backend: str) -> nn.Module:
