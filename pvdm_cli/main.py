@@ -119,6 +119,7 @@ def main() -> None:
     import pvdm_cli.cmd_eval_fvd  # noqa: F401
     import pvdm_cli.cmd_convert  # noqa: F401
     import pvdm_cli.cmd_plot  # noqa: F401
+    import pvdm_cli.cmd_demo  # noqa: F401
 
     app()
 

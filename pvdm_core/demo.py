@@ -1,0 +1,301 @@
+"""`pvdm demo`: the whole method on the embedded synthetic dataset, within a time budget.
+
+Stages, each a call of the same core functions the separate commands use:
+
+  plan             measure this machine and fix the step counts (demo_plan.py)
+  data             held-out videos (test seeds, never trained on) -> real/, real-32/
+  train-ae         the autoencoder -> ae/ (train-ae with a deadline)
+  train-diffusion  the diffusion model -> dm/
+  sample           generated/ (for FVD), untrained/ (a step-0 UNet), long/ (32 frames), extended/
+  reconstruct      recon/: the held-out videos through the autoencoder; PSNR and SSIM
+  fvd              generated, reconstructions (the floor) and untrained (the ceiling) vs real
+  report           summary.json and contact_sheet.png (demo_report.py)
+
+`demo.json` in the folder records the settings, the plan, finished stages and the seconds each
+took. Re-running the same command continues: finished stages are skipped and the training
+commands resume from their checkpoints, within what is left of their time caps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pvdm_core import __version__
+from pvdm_core.artifacts import LoadedDiffusion, build_unet, load_autoencoder, load_diffusion
+from pvdm_core.atomic import write_text_atomic
+from pvdm_core.config import Config, load_config
+from pvdm_core.data.datasets import SYNTHETIC_TEST_OFFSET
+from pvdm_core.data.synthetic import synthetic_video, write_synthetic_videos
+from pvdm_core.demo_report import load_average
+from pvdm_core.demo_plan import NUM_EXTEND, NUM_LONG, DemoPlan, make_plan
+from pvdm_core.device import DeviceChoice
+from pvdm_core.errors import BadInputError, PvdmError
+from pvdm_core.progress import log, progress_bar
+from pvdm_core.runs import dumps, prepare_run_dir
+
+STATE = "demo.json"
+SAMPLE_BATCH = 32  # videos sampled together: the tiny UNet is overhead-bound at small batches
+LONG_SEED = 1000  # 32-frame samples use seeds 1000, 1001, ... (the FVD samples use 0 .. N-1)
+
+
+class DemoInterrupted(PvdmError):
+    exit_code = 130
+
+
+@dataclass
+class DemoOptions:
+    out: Path
+    device: DeviceChoice
+    minutes: float = 10.0
+    preset: str = "demo"
+    overrides: list[str] = field(default_factory=list)
+    num_eval: int = 32  # videos per FVD side; 64 is the quality benchmark's protocol, but costs 4x64 I3D clips
+    seed: int = 0  # sampling seed: video i uses seed + i
+
+    def settings(self) -> dict[str, Any]:
+        """What a resumed run must share with the first one."""
+        return {"preset": self.preset, "overrides": list(self.overrides), "minutes": self.minutes,
+                "num_eval": self.num_eval, "seed": self.seed}
+
+
+class DemoState:
+    """demo.json: settings, plan, finished stages with their results, seconds spent per stage."""
+
+    def __init__(self, path: Path, settings: dict[str, Any]):
+        self.path = path
+        data = json.loads(path.read_text()) if path.is_file() else {"settings": settings, "stages": {}, "seconds": {}}
+        if data["settings"] != settings:
+            differ = ", ".join(k for k in settings if data["settings"].get(k) != settings[k])
+            raise BadInputError(f"{path.parent} holds a demo run with other settings ({differ}: "
+                                f"{ {k: data['settings'].get(k) for k in settings} }); give another --out or the same options")
+        self.data = data
+
+    def done(self, stage: str) -> bool:
+        return stage in self.data["stages"]
+
+    def result(self, stage: str) -> Any:
+        return self.data["stages"][stage]
+
+    def spent(self, stage: str) -> float:
+        return self.data["seconds"].get(stage, 0.0)
+
+    def add_time(self, stage: str, seconds: float) -> None:
+        self.data["seconds"][stage] = round(self.spent(stage) + seconds, 2)
+        self.save()
+
+    def finish(self, stage: str, result: Any) -> None:
+        self.data["stages"][stage] = result
+        self.save()
+
+    def save(self) -> None:
+        write_text_atomic(self.path, dumps(self.data))
+
+
+@dataclass
+class DemoRun:
+    """What the stages share: options, config, folders, state."""
+
+    opts: DemoOptions
+    cfg: Config
+    state: DemoState
+
+    def path(self, name: str) -> Path:
+        return self.opts.out / name
+
+    @property
+    def plan(self) -> DemoPlan:
+        return DemoPlan(**self.state.result("plan"))
+
+    def real_videos(self) -> list[Path]:
+        return sorted(self.path("real").glob("*.mp4"))
+
+    def test_seed(self, i: int) -> int:
+        return self.cfg.data.synthetic_seed + SYNTHETIC_TEST_OFFSET + i
+
+
+def _stage_plan(run: DemoRun) -> dict:
+    elapsed = sum(run.state.data["seconds"].values())
+    plan = make_plan(run.cfg, run.opts.device, run.opts.minutes * 60, elapsed, run.opts.num_eval, SAMPLE_BATCH)
+    log(f"plan: {plan.ae_steps} autoencoder steps (cap {plan.ae_cap_s / 60:.1f} min), {plan.diffusion_steps} "
+        f"diffusion steps (cap {plan.diffusion_cap_s / 60:.1f} min), {plan.reserve_s / 60:.1f} min kept for "
+        f"sampling and evaluation; measured s/step: AE {plan.costs['ae_step']:.3f}, UNet {plan.costs['unet_step']:.3f}")
+    return plan.to_dict()
+
+
+def _stage_data(run: DemoRun) -> dict:
+    d = run.cfg.data
+    first = run.test_seed(0)
+    with progress_bar() as bar:
+        task = bar.add_task("held-out videos", total=run.opts.num_eval + NUM_EXTEND, info="test seeds")
+        advance = lambda: bar.advance(task)
+        real = write_synthetic_videos(run.path("real"), run.opts.num_eval, d.frames, d.resolution, first, on_video=advance)
+        long = write_synthetic_videos(run.path("real-32"), NUM_EXTEND, 2 * d.frames, d.resolution, first, on_video=advance)
+    return {"real": str(run.path("real")), "real_32": str(run.path("real-32")), "videos": len(real) + len(long),
+            "first_seed": first}
+
+
+def _stopped_by_user(result: dict, stage: str, run: DemoRun) -> None:
+    if result.get("stopped") in ("SIGINT", "SIGTERM"):
+        raise DemoInterrupted(f"{stage} stopped by {result['stopped']} at step {result['step']}; re-run "
+                              f"`pvdm demo --out {run.opts.out}` with the same options to resume")
+
+
+def _cap(run: DemoRun, stage: str, planned: float) -> float:
+    # StopRequest reads 0 as "no deadline": a spent cap still gets one step, then stops
+    return max(1.0, planned - run.state.spent(stage))
+
+
+def _stage_train_ae(run: DemoRun) -> dict:
+    from pvdm_core.train_ae import AETrainOptions, train_autoencoder
+
+    cfg = dataclasses.replace(run.cfg, ae_train=dataclasses.replace(run.cfg.ae_train, steps=run.plan.ae_steps))
+    run_dir = prepare_run_dir(run.path("ae"), cfg, "train-ae")
+    result = train_autoencoder(cfg, AETrainOptions(run_dir, run.opts.device, _cap(run, "train-ae", run.plan.ae_cap_s)))
+    _stopped_by_user(result, "train-ae", run)
+    return result
+
+
+def _stage_train_diffusion(run: DemoRun) -> dict:
+    from pvdm_core.train_diffusion import DiffusionTrainOptions, adopt_autoencoder, train_diffusion
+
+    ae = load_autoencoder(run.path("ae"), run.opts.device.device)
+    steps = run.plan.diffusion_steps
+    cfg = adopt_autoencoder(dataclasses.replace(run.cfg, diffusion_train=dataclasses.replace(
+        run.cfg.diffusion_train, steps=steps, sample_every=steps)), ae, False)
+    run_dir = prepare_run_dir(run.path("dm"), cfg, "train-diffusion")
+    cap = _cap(run, "train-diffusion", run.plan.diffusion_cap_s)
+    result = train_diffusion(cfg, DiffusionTrainOptions(run_dir, run.opts.device, ae, None, cap))
+    _stopped_by_user(result, "train-diffusion", run)
+    return result
+
+
+def untrained_model(trained: LoadedDiffusion, seed: int) -> LoadedDiffusion:
+    """The ceiling: the UNet as train-diffusion initialises it (same seed), same AE and latent scale."""
+    torch.manual_seed(seed)
+    unet = build_unet(trained.cfg).to(next(trained.unet.parameters()).device).eval().requires_grad_(False)
+    return dataclasses.replace(trained, unet=unet, path="untrained (step 0)")
+
+
+def _stage_sample(run: DemoRun) -> dict:
+    from pvdm_core.sample import extend_video, sample_videos
+
+    device, n, seed = run.opts.device, run.opts.num_eval, run.opts.seed
+    model = load_diffusion(run.path("dm"), device.device)
+    t, opts = model.cfg.data.frames, model.cfg.sample
+    untrained = untrained_model(model, model.cfg.run.seed)
+    reals = run.real_videos()[:NUM_EXTEND]
+    calls = 2 * math.ceil(n / SAMPLE_BATCH) + 2 + len(reals)  # on_clip runs once per clip of a batch
+    with progress_bar() as bar:
+        task = bar.add_task("sample", total=calls, info=f"{opts.sampler} {opts.steps} steps, batches of clips")
+        advance = lambda: bar.advance(task)
+        sample_videos(model, run.path("generated"), n, t, seed, opts, device, SAMPLE_BATCH, on_clip=advance)
+        sample_videos(untrained, run.path("untrained"), n, t, seed, opts, device, SAMPLE_BATCH, on_clip=advance)
+        sample_videos(model, run.path("long"), NUM_LONG, 2 * t, seed + LONG_SEED, opts, device, NUM_LONG, on_clip=advance)
+        for i, real in enumerate(reals):
+            extend_video(model, real, run.path("extended") / real.name, t, seed + i, opts, device, on_clip=advance)
+    return {"generated": n, "untrained": n, "long": NUM_LONG, "extended": len(reals), "sampler": opts.sampler,
+            "sampler_steps": opts.steps, "eta": opts.eta}
+
+
+def _stage_reconstruct(run: DemoRun) -> dict:
+    from pvdm_core.encode import encode_videos
+    from pvdm_core.train_ae import evaluate
+
+    device = run.opts.device
+    ae = load_autoencoder(run.path("ae"), device.device)
+    videos = run.real_videos()
+    with progress_bar() as bar:
+        task = bar.add_task("reconstruct", total=len(videos), info="held-out videos through the AE")
+        encode_videos(ae, videos, run.path("recon-latents.npz"), device, clips="first", reconstruct=run.path("recon"),
+                      on_clip=lambda: bar.advance(task))
+    # PSNR/SSIM on the exact clips (before mp4), over every held-out video, as train-ae's evaluation
+    d = ae.cfg.data
+    clips = torch.stack([synthetic_video(run.test_seed(i), d.frames, d.resolution) for i in range(len(videos))])
+    metrics, _ = evaluate(ae.model, clips, device, 16)
+    return {"psnr": metrics["psnr"], "ssim": metrics["ssim"], "clips": len(videos)}
+
+
+def _fvd_progress(bar) -> Callable[[str, int], Callable[[int], None]]:
+    def start(description: str, total: int) -> Callable[[int], None]:
+        task = bar.add_task(f"FVD: I3D {description}", total=total, info="")
+        return lambda n: bar.update(task, advance=n)
+
+    return start
+
+
+def _stage_fvd(run: DemoRun) -> dict:
+    from pvdm_core.evaluate import FVDOptions, evaluate_fvd
+
+    n, frames = run.opts.num_eval, run.cfg.data.frames
+    stats = run.path("fvd") / "real.stats.npz"
+    base = FVDOptions(num_videos=n, frames=frames)
+    scores = {}
+    with progress_bar() as bar:
+        progress = _fvd_progress(bar)
+        first = evaluate_fvd(run.path("real"), run.path("generated"), dataclasses.replace(base, save_stats_real=stats),
+                             run.opts.device, progress)
+        scores["generated"] = first["fvd"]
+        for name, folder in (("reconstruction", "recon"), ("untrained", "untrained")):
+            scores[name] = evaluate_fvd(stats, run.path(folder), base, run.opts.device, progress)["fvd"]
+    return {**scores, "num_videos": n, "frames": frames, "detector": first["detector"],
+            "weights_sha256": first["weights_sha256"], "resize": first["resize"], "ddof": first["ddof"]}
+
+
+def _stage_report(run: DemoRun) -> dict:
+    from pvdm_core.demo_report import build_summary, write_demo_sheet
+
+    sheet = write_demo_sheet(run)
+    summary = build_summary(run, sheet)
+    write_text_atomic(run.path("summary.json"), json.dumps(json.loads(dumps(summary)), indent=2) + "\n")
+    return {"summary": str(run.path("summary.json")), "contact_sheet": str(sheet)}
+
+
+STAGES: list[tuple[str, Callable[[DemoRun], dict]]] = [
+    ("plan", _stage_plan), ("data", _stage_data), ("train-ae", _stage_train_ae),
+    ("train-diffusion", _stage_train_diffusion), ("sample", _stage_sample), ("reconstruct", _stage_reconstruct),
+    ("fvd", _stage_fvd), ("report", _stage_report),
+]
+
+
+def run_demo(opts: DemoOptions) -> dict[str, Any]:
+    """Run (or continue) every stage; returns the summary."""
+    if opts.minutes <= 0:
+        raise BadInputError(f"--minutes must be positive, got {opts.minutes}")
+    if opts.num_eval < 2:
+        raise BadInputError(f"--num-eval must be at least 2 (FVD fits a Gaussian), got {opts.num_eval}")
+    cfg = load_config(opts.preset, None, opts.overrides)
+    if cfg.data.dataset != "synthetic":
+        raise BadInputError(f"the demo runs on the embedded synthetic dataset; preset {opts.preset!r} uses {cfg.data.dataset!r}")
+    opts.out.mkdir(parents=True, exist_ok=True)
+    state = DemoState(opts.out / STATE, opts.settings())
+    state.data.setdefault("load_average_start", load_average())
+    state.data.setdefault("pvdm_version", __version__)
+    run = DemoRun(opts, cfg, state)
+    if state.done("report"):
+        log(f"{opts.out} holds a finished demo; showing its results (give another --out for a new run)")
+    with progress_bar() as bar:
+        task = bar.add_task("demo", total=len(STAGES), info="")
+        for i, (name, fn) in enumerate(STAGES):
+            bar.update(task, completed=i, description=f"demo {i + 1}/{len(STAGES)}: {name}",
+                       info=f"{sum(state.data['seconds'].values()) / 60:.1f} of {opts.minutes:g} min")
+            if state.done(name):
+                continue
+            t0 = time.monotonic()
+            try:
+                result = fn(run)
+            finally:
+                state.add_time(name, time.monotonic() - t0)
+            state.finish(name, result)
+        bar.update(task, completed=len(STAGES), description="demo: done", info="")
+    return json.loads(run.path("summary.json").read_text())
+
