@@ -234,7 +234,7 @@ def _fvd_progress(bar) -> Callable[[str, int], Callable[[int], None]]:
 
 
 def _stage_fvd(run: DemoRun) -> dict:
-    from pvdm_core.evaluate import FVDOptions, evaluate_fvd
+    from pvdm_core.fvd import FVDOptions, evaluate_fvd
 
     n, frames = run.opts.num_eval, run.cfg.data.frames
     stats = run.path("fvd") / "real.stats.npz"
