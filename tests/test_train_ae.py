@@ -3,16 +3,12 @@
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-import pvdm_cli.commands  # noqa: F401
-from pvdm_cli.main import app
 from helpers import SMALL as BASE
 from pvdm_core.config import load_config
 from pvdm_core.runs import MetricsLog
 from pvdm_core.train_ae import _watch_gan
 
-runner = CliRunner()
 SMALL = BASE + ["--set", "data.synthetic_train=32"]
 
 
@@ -20,21 +16,20 @@ def metrics(run_dir):
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_heldout_psnr_climbs(tmp_path):
-    r = runner.invoke(app, ["train-ae", "--out", str(tmp_path), "--steps", "80", "--batch-size", "4", *SMALL,
-                            "--set", "ae_train.eval_every=20", "--set", "ae_train.lr=2e-3", "--json"])
-    assert r.exit_code == 0, r.stderr
+@pytest.mark.slow
+def test_heldout_psnr_climbs(cli, tmp_path):
+    r = cli("train-ae", "--out", tmp_path, "--steps", "80", "--batch-size", "4", *SMALL,
+            "--set", "ae_train.eval_every=20", "--set", "ae_train.lr=2e-3", "--json")
     psnr = [m["psnr"] for m in metrics(tmp_path) if m.get("split") == "test"]
     assert len(psnr) == 4
     assert psnr[-1] > psnr[0] + 1.5, psnr  # dB on held-out synthetic clips
     assert json.loads(r.stdout)["test_psnr"] == pytest.approx(psnr[-1])
 
 
-def test_gan_phase_runs_and_logs(tmp_path):
-    r = runner.invoke(app, ["train-ae", "--out", str(tmp_path), "--steps", "4", "--batch-size", "2", *SMALL,
-                            "--set", "ae_train.disc_start=2", "--set", "ae_train.disc_channels=8",
-                            "--set", "ae_train.eval_every=2", "--set", "ae_train.log_every=1"])
-    assert r.exit_code == 0, r.stderr
+def test_gan_phase_runs_and_logs(cli, tmp_path):
+    cli("train-ae", "--out", tmp_path, "--steps", "4", "--batch-size", "2", *SMALL,
+        "--set", "ae_train.disc_start=2", "--set", "ae_train.disc_channels=8",
+        "--set", "ae_train.eval_every=2", "--set", "ae_train.log_every=1")
     logged = metrics(tmp_path)
     assert "d_loss" not in logged[0] and "d_loss" in logged[-2] and "g_adv" in logged[-2]
     assert (tmp_path / "good.pt").is_file()
@@ -63,14 +58,16 @@ def test_divergence_rolls_back_then_stops(tmp_path):
     assert len(events) == 2 and events[-1]["action"] == "GAN phase stopped"
 
 
-def test_nan_loss_is_a_clear_failure(tmp_path):
-    r = runner.invoke(app, ["train-ae", "--out", str(tmp_path), "--steps", "3", "--batch-size", "2", *SMALL,
-                            "--set", "ae_train.lr=1e30", "--set", "ae_train.grad_clip=0"])
-    assert r.exit_code == 1 and "loss became" in r.stderr and "Traceback" not in r.stderr
+def test_nan_loss_is_a_clear_failure(cli, tmp_path):
+    r = cli("train-ae", "--out", tmp_path, "--steps", "3", "--batch-size", "2", *SMALL,
+            "--set", "ae_train.lr=1e30", "--set", "ae_train.grad_clip=0", code=1)
+    assert "loss became" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_bad_batch_and_unknown_key(tmp_path):
-    r = runner.invoke(app, ["train-ae", "--out", str(tmp_path), "--batch-size", "3", "--set", "ae_train.grad_accum=2"])
-    assert r.exit_code == 2 and "not divisible" in r.stderr
-    r = runner.invoke(app, ["train-ae", "--out", str(tmp_path), "--set", "ae_train.dsc_start=2"])
-    assert r.exit_code == 2 and "closest valid key: disc_start" in r.stderr
+def test_bad_batch_unknown_key_and_compile_backend(cli, tmp_path):
+    r = cli("train-ae", "--out", tmp_path, "--batch-size", "3", "--set", "ae_train.grad_accum=2", code=2)
+    assert "not divisible" in r.stderr
+    r = cli("train-ae", "--out", tmp_path, "--set", "ae_train.dsc_start=2", code=2)
+    assert "closest valid key: disc_start" in r.stderr
+    r = cli("train-ae", "--out", tmp_path, *SMALL, "--set", "run.compile=turbo", code=2)  # equality: test_resume
+    assert "not a torch.compile backend" in r.stderr
