@@ -21,13 +21,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, Union, get_args
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from pvdm_core.config import DiffusionConfig
+from pvdm_core.config import DiffusionConfig, Prediction, Sampler
 from pvdm_core.errors import BadInputError
 
 Planes = Union[Tensor, Sequence[Tensor]]  # (z_s, z_h, z_w), a NamedTuple of them, or one tensor
@@ -209,7 +209,7 @@ def eps_from_v(v: Planes, x_t: Planes, t: Tensor, schedule: NoiseSchedule) -> Pl
     return plane_map(lambda a, x: _per_example(sqrt_ab, a) * a + _per_example(sqrt_1m_ab, x) * x, v, x_t)
 
 
-PREDICTIONS = ("eps", "v")
+PREDICTIONS = get_args(Prediction)  # ("eps", "v")
 
 
 def draw_timesteps(batch: int, schedule: NoiseSchedule, generator: torch.Generator | None = None,
@@ -238,7 +238,7 @@ def diffusion_loss(
     noise: Planes,
     cond_mask: Tensor | None,
     schedule: NoiseSchedule,
-    prediction: str = "eps",
+    prediction: Prediction = "eps",
 ) -> Tensor:
     """PVDM's joint objective for clips of any length (Yu et al. 2023, Sec. 3.3):
 
@@ -510,14 +510,14 @@ def sample_dpmpp_2m(
     return x
 
 
-SAMPLERS = ("ddpm", "ddim", "dpm")
+SAMPLERS = get_args(Sampler)  # ("ddpm", "ddim", "dpm")
 
 
 def sample(
     model_fn: ModelFn,
     x_T: Planes,
     schedule: NoiseSchedule,
-    sampler: str = "ddim",
+    sampler: Sampler = "ddim",
     steps: int = 100,
     eta: float = 1.0,
     generator: Noise = None,

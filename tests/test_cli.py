@@ -1,5 +1,6 @@
 import json
 
+import pytest
 import yaml
 
 
@@ -23,6 +24,14 @@ def test_bad_preset_one_line_exit_2(cli):
     assert r.stderr.strip().count("\n") == 0 and "unknown preset 'nope'" in r.stderr
     assert "Traceback" not in r.stderr + r.stdout
     assert "closest valid key: dim" in cli("presets", "show", "tiny", "--set", "ae.dimm=3", code=2).stderr
+
+
+@pytest.mark.parametrize("args", [["train-ae"], ["train-diffusion", "--ae", "nowhere"], ["presets", "show", "tiny"]])
+def test_fixed_choice_typo_exits_2_at_load_naming_the_choices(cli, tmp_path, monkeypatch, args):
+    monkeypatch.chdir(tmp_path)  # where a default run folder would go
+    r = cli(*args, "--set", "sample.sampler=dimm", code=2)
+    assert "config key sample.sampler must be one of ddpm, ddim, dpm, got 'dimm'" in r.stderr
+    assert not (tmp_path / "runs").exists()  # refused before any run folder or training
 
 
 def test_info_json_is_clean_stdout(cli):

@@ -48,6 +48,16 @@ def test_wrong_types_rejected():
     assert load_config("tiny", overrides=["ae_train.lr=1"]).ae_train.lr == 1.0  # int -> float is fine
 
 
+@pytest.mark.parametrize("key, typo, choices", [
+    ("data.dataset", "folders", "synthetic, folder, sky, ucf"), ("run.amp", "fp8", "auto, off, bf16, fp16"),
+    ("diffusion.prediction", "x0", "eps, v"), ("diffusion.cond_draw", "batches", "example, batch"),
+    ("sample.sampler", "dimm", "ddpm, ddim, dpm"), ("sample.noise", "per_video", "per-video, release")])
+def test_fixed_choice_typos_name_the_choices(key, typo, choices):
+    with pytest.raises(BadInputError, match=f"^config key {key} must be one of {choices}, got '{typo}'$"):
+        load_config("tiny", overrides=[f"{key}={typo}"])
+    assert load_config("tiny", overrides=[f"{key}={choices.split(', ')[-1]}"])  # every choice loads
+
+
 def test_unknown_preset_and_bad_file(tmp_path):
     with pytest.raises(BadInputError, match="unknown preset"):
         load_config("nope")
