@@ -12,8 +12,6 @@ import pytest
 import torch
 from typer.testing import CliRunner, Result
 
-import pvdm_cli.cmd_eval_fvd  # noqa: F401 - registers eval-fvd
-import pvdm_cli.commands  # noqa: F401 - registers the pipeline commands
 from pvdm_cli.main import app
 
 

@@ -7,7 +7,7 @@ import yaml
 def test_version_and_help(cli):
     assert cli("--version").stdout.startswith("pvdm ")
     r = cli("--help")
-    for command in ("train-ae", "encode", "train-diffusion", "sample", "extend", "synth", "presets", "info"):
+    for command in ("train-ae", "encode", "train-diffusion", "sample", "extend", "eval-fvd", "synth", "presets", "info"):
         assert command in r.stdout
 
 

@@ -107,3 +107,5 @@ def test_extend_too_short_and_bad_model(cli, dm_run, tmp_path):
     write_video(src, np.zeros((4, 16, 16, 3), np.uint8))
     assert "too short" in cli("extend", src, "--model", dm_run[0], "-o", tmp_path / "o.mp4", code=2).stderr
     assert "no checkpoint" in cli("sample", "--model", tmp_path, "-o", tmp_path / "o.mp4", code=2).stderr
+    r = cli("sample", "--model", dm_run[0], "--sampler", "dimm", "-o", tmp_path / "o.mp4", code=2)
+    assert "sample.sampler must be one of ddpm, ddim, dpm, got 'dimm'" in r.stderr
