@@ -26,11 +26,12 @@ def train_diffusion(ae: AEOpt, preset: PresetOpt = "tiny", latents: LatentsOpt =
     """Train the latent diffusion UNet (stage 2), jointly unconditional and conditioned on the previous clip."""
     from pvdm_core import distributed as dist
     from pvdm_core.artifacts import load_autoencoder
+    from pvdm_core.config import given_keys
     from pvdm_core.train_diffusion import DiffusionTrainOptions, adopt_autoencoder, train_diffusion as run
 
     cfg, choice = training_setup(preset, config, set_, seed, data, "diffusion_train", steps, batch_size, device)
     loaded = load_autoencoder(ae, choice.device)
-    cfg = adopt_autoencoder(cfg, loaded, data is not None)
+    cfg = adopt_autoencoder(cfg, loaded, given_keys(config, set_ or [], data))
     run_dir = training_run_dir(out, resume, cfg, "train-diffusion")
     result = run(cfg, DiffusionTrainOptions(run_dir, choice, loaded, latents, seconds(max_time), strict))
     if dist.is_main():

@@ -299,6 +299,16 @@ def _user_settings(config_file: Path | None, overrides: list[str]) -> dict[str, 
     return data
 
 
+def given_keys(config_file: Path | None, overrides: list[str], data: str | Path | None = None) -> set[str]:
+    """The dotted keys the user set in --config, --set or (data.dataset, data.root) with --data:
+    settings a command must honour or refuse, never replace (the preset's are defaults)."""
+    def leaves(tree: dict[str, Any], prefix: str = "") -> set[str]:
+        return set().union(*(leaves(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}"}
+                             for k, v in tree.items()))
+
+    return leaves(_user_settings(config_file, overrides)) | ({"data.dataset", "data.root"} if data is not None else set())
+
+
 def override_config(cfg: Config, overrides: list[str], sections: tuple[str, ...]) -> Config:
     """cfg with --set overrides applied, each key inside one of `sections` (e.g. sampling options
     of a trained model, whose architecture is fixed by its checkpoint)."""

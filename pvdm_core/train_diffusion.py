@@ -87,15 +87,26 @@ def encode_dataset(ae: LoadedAE, cfg: Config, device: DeviceChoice, strict: bool
     return LatentSet(Latents.cat(parts), np.array(sources), np.array(starts), ae.ae_hash, d.frames, d.frame_stride)
 
 
-def adopt_autoencoder(cfg: Config, ae: LoadedAE, data_given: bool) -> Config:
-    """The AE defines the latent space: its architecture, frames and resolution win.
+AE_OWNED = ("ae", "data")  # config sections the autoencoder defines for train-diffusion
+LOCATION = ("data.dataset", "data.root")  # where the videos are: the user's when given
 
-    The dataset location is the AE's unless --data names another.
+
+def adopt_autoencoder(cfg: Config, ae: LoadedAE, given: set[str]) -> Config:
+    """The AE defines the latent space: train-diffusion takes its ae.* and data.* settings.
+
+    A setting among those the user gave (`given`, from --config or --set) that differs from the
+    AE's is refused, never replaced; the dataset location (--data, data.dataset, data.root) is
+    the user's when given, else the AE's.
     """
-    data = ae.cfg.data
-    if data_given:
-        data = dataclasses.replace(data, dataset=cfg.data.dataset, root=cfg.data.root)
-    return dataclasses.replace(cfg, ae=ae.cfg.ae, data=data)
+    mine, theirs = cfg.to_dict(), ae.cfg.to_dict()
+    for key in sorted(given - set(LOCATION)):
+        section, _, name = key.partition(".")
+        if section in AE_OWNED and mine[section][name] != theirs[section][name]:
+            raise BadInputError(f"{key}={mine[section][name]!r} conflicts with the autoencoder's {key}="
+                                f"{theirs[section][name]!r} ({ae.path}): train-diffusion takes ae.* and data.* "
+                                f"from the autoencoder; drop the setting or train another autoencoder")
+    location = {key.split(".")[1]: getattr(cfg.data, key.split(".")[1]) for key in given & set(LOCATION)}
+    return dataclasses.replace(cfg, ae=ae.cfg.ae, data=dataclasses.replace(ae.cfg.data, **location))
 
 
 def collate(items: list[tuple[Latents, Latents, bool]]) -> tuple[Latents, Latents, torch.Tensor]:

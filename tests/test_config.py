@@ -1,7 +1,7 @@
 import pytest
 import yaml
 
-from pvdm_core.config import config_hash, load_config, parse_set, preset_names, resolve_config
+from pvdm_core.config import config_hash, given_keys, load_config, parse_set, preset_names, resolve_config
 from pvdm_core.errors import BadInputError
 
 
@@ -56,6 +56,13 @@ def test_fixed_choice_typos_name_the_choices(key, typo, choices):
     with pytest.raises(BadInputError, match=f"^config key {key} must be one of {choices}, got '{typo}'$"):
         load_config("tiny", overrides=[f"{key}={typo}"])
     assert load_config("tiny", overrides=[f"{key}={choices.split(', ')[-1]}"])  # every choice loads
+
+
+def test_given_keys_are_the_users_not_the_presets(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text(yaml.safe_dump({"ae": {"dim": 8, "depth": 1}}))
+    assert given_keys(f, ["data.frames=8", "run.seed=1"]) == {"ae.dim", "ae.depth", "data.frames", "run.seed"}
+    assert given_keys(None, [], data="/videos") == {"data.dataset", "data.root"}
 
 
 def test_unknown_preset_and_bad_file(tmp_path):

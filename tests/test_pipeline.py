@@ -100,6 +100,9 @@ def test_diffusion_from_cached_latents_and_mismatch(cli, ae_run, tmp_path):
     r = cli("train-diffusion", "--ae", other, "--latents", tmp_path / "lat", "--out", tmp_path / "dm2", "--steps", 1,
             code=2)
     assert "another autoencoder" in r.stderr
+    # the autoencoder's settings are not silently replaced: a conflicting one is refused
+    r = cli("train-diffusion", "--ae", other, "--out", tmp_path / "dm3", "--set", "ae.dim=64", code=2)
+    assert "ae.dim=64 conflicts with the autoencoder's ae.dim=32" in r.stderr
 
 
 def test_extend_too_short_and_bad_model(cli, dm_run, tmp_path):
