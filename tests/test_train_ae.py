@@ -3,11 +3,11 @@
 import json
 
 import pytest
+import torch
 
 from helpers import SMALL as BASE
-from pvdm_core.config import load_config
-from pvdm_core.runs import MetricsLog
-from pvdm_core.train_ae import _watch_gan
+from pvdm_core.checkpoint import load_checkpoint
+from pvdm_core.gan import GanGuard, Verdict
 
 SMALL = BASE + ["--set", "data.synthetic_train=32"]
 
@@ -26,36 +26,39 @@ def test_heldout_psnr_climbs(cli, tmp_path):
     assert json.loads(r.stdout)["test_psnr"] == pytest.approx(psnr[-1])
 
 
-def test_gan_phase_runs_and_logs(cli, tmp_path):
-    cli("train-ae", "--out", tmp_path, "--steps", "4", "--batch-size", "2", *SMALL,
-        "--set", "ae_train.disc_start=2", "--set", "ae_train.disc_channels=8",
+def test_gan_phase_runs_logs_and_rolls_back(cli, tmp_path, monkeypatch):
+    # the guard's verdicts are scripted (its rule: test_divergence_rolls_back_then_stops)
+    verdicts = iter([Verdict("keep", 20.0, 20.0, ""), Verdict("rollback", 10.0, 20.0, "GAN learning rate scaled to 0.5")])
+    monkeypatch.setattr(GanGuard, "check", lambda self, step, psnr: next(verdicts))
+    cli("train-ae", "--out", tmp_path, "--steps", "6", "--batch-size", "2", *SMALL,
+        "--set", "ae_train.disc_start=2", "--set", "ae_train.disc_channels=8", "--set", "ae_train.ema_decay=0.9",
         "--set", "ae_train.eval_every=2", "--set", "ae_train.log_every=1")
     logged = metrics(tmp_path)
-    assert "d_loss" not in logged[0] and "d_loss" in logged[-2] and "g_adv" in logged[-2]
-    assert (tmp_path / "good.pt").is_file()
+    train = [m for m in logged if "loss" in m]
+    assert "d_loss" not in train[0] and "d_loss" in train[-1] and "g_adv" in train[-1]
+    # evaluations at steps 2 (before the GAN phase), 4 (kept as good.pt) and 6 (rolled back to 4)
+    good, last = load_checkpoint(tmp_path / "good.pt"), load_checkpoint(tmp_path)
+    assert (good["step"], last["step"]) == (4, 6)
+    for part in ("model", "ema", "disc2d", "disc3d"):  # the final weights are step 4's
+        for k, v in good[part].items():
+            torch.testing.assert_close(last[part][k], v, rtol=0, atol=0, msg=f"{part}.{k}")
+    assert last["optimizer"]["state"][0]["step"] == good["optimizer"]["state"][0]["step"]
+    event = [m for m in logged if m.get("event") == "gan_divergence"]
+    assert event == [{**event[0], "step": 6, "rolled_back_to": 4, "action": "GAN learning rate scaled to 0.5"}]
 
 
-def test_divergence_rolls_back_then_stops(tmp_path):
-    tc = load_config("tiny").ae_train
-    gan = {"active": True, "lr_scale": 1.0, "rollbacks": 0, "history": []}
-    saved, restored = [], []
-    log = MetricsLog(tmp_path / "m.jsonl")
-
-    def checkpoint(name):
-        saved.append(name)
-
-    import pvdm_core.train_ae as ta
-
-    ta.load_checkpoint = lambda path, kind: {"step": 100}  # the good checkpoint
-    _watch_gan(gan, 100, 25.0, tc, tmp_path, log, checkpoint, lambda s: restored.append(s) or s["step"])
-    _watch_gan(gan, 200, 24.0, tc, tmp_path, log, checkpoint, lambda s: restored.append(s) or s["step"])
-    assert saved == ["good.pt", "good.pt"] and not restored  # within tolerance: fine
-    _watch_gan(gan, 300, 20.0, tc, tmp_path, log, checkpoint, lambda s: restored.append(s) or s["step"])
-    assert len(restored) == 1 and gan["lr_scale"] == 0.5 and gan["active"]
-    _watch_gan(gan, 350, 19.0, tc, tmp_path, log, checkpoint, lambda s: restored.append(s) or s["step"])
-    assert len(restored) == 2 and not gan["active"]
-    events = [m for m in log.read() if m.get("event") == "gan_divergence"]
-    assert len(events) == 2 and events[-1]["action"] == "GAN phase stopped"
+def test_divergence_rolls_back_then_stops():
+    guard = GanGuard(active=True, window=200, tolerance_db=2.0)
+    assert guard.check(100, 25.0).action == "keep"
+    assert guard.check(200, 24.0).action == "keep"  # within tolerance of the best
+    verdict = guard.check(300, 20.0)
+    assert (verdict.action, verdict.best, guard.lr_scale, guard.active) == ("rollback", 24.0, 0.5, True)  # 25 left the window
+    assert verdict.note == "GAN learning rate scaled to 0.5"
+    assert guard.check(350, 19.0).action == "stop" and not guard.active
+    assert guard.check(600, 10.0).best == 10.0  # the window forgets old evaluations
+    again = GanGuard(active=True, window=200, tolerance_db=2.0)
+    again.load_state_dict(guard.state_dict())
+    assert again.state_dict() == guard.state_dict()
 
 
 def test_nan_loss_is_a_clear_failure(cli, tmp_path):
