@@ -407,6 +407,19 @@ def dpm_timesteps(steps: int, schedule: NoiseSchedule) -> list[int]:
 # ---------------------------------------------------------------------------------------------
 
 
+def _walk(model_fn: ModelFn, x_T: Planes, ts: list[int], step: Callable[..., tuple[Planes, Planes]],
+          callback: Callback | None) -> Planes:
+    """x_T down the timesteps ts (then t = -1, the data), one network evaluation and one
+    `step(eps, x_t, t, t_prev) -> (x_{t_prev}, x0)` each."""
+    x = x_T
+    for i, (t, t_prev) in enumerate(zip(ts, ts[1:] + [-1])):
+        eps = model_fn(x, _timestep_vector(t, x))
+        x, x0 = step(eps, x, t, t_prev)
+        if callback is not None:
+            callback({"i": i, "t": t, "x": x, "x0": x0})
+    return x
+
+
 def sample_ddpm(
     model_fn: ModelFn,
     x_T: Planes,
@@ -416,13 +429,9 @@ def sample_ddpm(
     x0_bound: X0Bound = 1.0,
 ) -> Planes:
     """Full ancestral DDPM sampling over all T timesteps (Ho et al. 2020, Algorithm 2)."""
-    x = x_T
-    for i, t in enumerate(range(schedule.num_timesteps - 1, -1, -1)):
-        eps = model_fn(x, _timestep_vector(t, x))
-        x, x0 = ddpm_step(eps, x, t, schedule, generator, x0_bound)
-        if callback is not None:
-            callback({"i": i, "t": t, "x": x, "x0": x0})
-    return x
+    ts = list(range(schedule.num_timesteps - 1, -1, -1))
+    step = lambda eps, x, t, t_prev: ddpm_step(eps, x, t, schedule, generator, x0_bound)
+    return _walk(model_fn, x_T, ts, step, callback)
 
 
 def sample_ddim(
@@ -441,14 +450,8 @@ def sample_ddim(
     sampling on the sub-sequence. With S dividing T this equals diffusers' DDIMScheduler with
     trailing spacing, set_alpha_to_one and clip_sample.
     """
-    ts = ddim_timesteps(steps, schedule.num_timesteps)
-    x = x_T
-    for i, (t, t_prev) in enumerate(zip(ts, ts[1:] + [-1])):
-        eps = model_fn(x, _timestep_vector(t, x))
-        x, x0 = ddim_step(eps, x, t, t_prev, schedule, eta, generator, x0_bound)
-        if callback is not None:
-            callback({"i": i, "t": t, "x": x, "x0": x0})
-    return x
+    step = lambda eps, x, t, t_prev: ddim_step(eps, x, t, t_prev, schedule, eta, generator, x0_bound)
+    return _walk(model_fn, x_T, ddim_timesteps(steps, schedule.num_timesteps), step, callback)
 
 
 def sample_dpmpp_2m(
