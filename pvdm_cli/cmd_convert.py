@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from pvdm_cli.main import app
+from pvdm_cli.app import app
 from pvdm_cli.options import JsonOpt, OptPresetOpt, SetOpt, emit, guarded
 from pvdm_core.progress import log
 

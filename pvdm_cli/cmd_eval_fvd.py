@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from pvdm_cli.main import app
+from pvdm_cli.app import app
 from pvdm_cli.options import DeviceOpt, JsonOpt, emit, guarded
 
 SideArg = "A folder of videos/frame folders/.npy/.npz (searched recursively), one video, an (N, T, H, W, 3) uint8 .npy/.npz array, or a statistics file from --save-stats-*."

@@ -1,4 +1,5 @@
-"""Options shared by every command, defined once, and the result/error conventions."""
+"""Options shared by the commands, defined once, and the result/error conventions; then the
+options and set-up shared by the training commands and by the sampling commands."""
 
 from __future__ import annotations
 
@@ -7,12 +8,17 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from pvdm_core.errors import PvdmError
+from pvdm_core.config import override_config, resolve_config
+from pvdm_core.errors import BadInputError, PvdmError
 from pvdm_core.runs import dumps
+
+if TYPE_CHECKING:  # torch stays unloaded until a command runs: `pvdm --help` is instant
+    from pvdm_core.config import Config, SampleConfig
+    from pvdm_core.device import DeviceChoice
 
 PresetOpt = Annotated[str, typer.Option("--preset", "-p", help="Preset name (see `pvdm presets`).")]
 OptPresetOpt = Annotated[Optional[str], typer.Option("--preset", "-p", help="Preset name (see `pvdm presets`).")]
@@ -61,3 +67,70 @@ def emit(result: dict[str, Any], as_json: bool, lines: list[str] | None = None) 
     else:
         for line in lines if lines is not None else [f"{k}: {v}" for k, v in result.items()]:
             print(line)
+
+
+# ---------------------------------------------------------------------------------------------
+# The training commands (train-ae, train-diffusion)
+# ---------------------------------------------------------------------------------------------
+
+DataOpt = Annotated[Optional[Path], typer.Option("--data", help="Dataset root (folder of videos, SkyTimelapse or UCF-101 layout).")]
+StepsOpt = Annotated[Optional[int], typer.Option("--steps", help="Optimizer steps (default: the preset's).")]
+BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", help="Global batch size (default: the preset's).")]
+MaxTimeOpt = Annotated[Optional[float], typer.Option("--max-time", help="Stop cleanly (with a checkpoint) after this many minutes.")]
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue the run in --out (re-running the same command on the same --out does too).")]
+
+
+def training_setup(preset: str, config: Optional[Path], set_: Optional[list[str]], seed: Optional[int],
+                   data: Optional[Path], section: str, steps: Optional[int], batch_size: Optional[int],
+                   device: Optional[str]) -> tuple[Config, DeviceChoice]:
+    """The resolved config (preset < --config < --set < --seed, --steps, --batch-size of
+    `section`), the device, and the process group under torchrun."""
+    from pvdm_core import distributed as dist
+    from pvdm_core.device import choose_device
+
+    sets = (set_ or []) + ([f"run.seed={seed}"] if seed is not None else [])
+    cfg = resolve_config(preset, config, sets, data=data, section=section, steps=steps, batch_size=batch_size)
+    choice = choose_device(device, cfg.run.amp)
+    dist.setup(choice.device)
+    return cfg, choice
+
+
+def training_run_dir(out: Optional[Path], resume: bool, cfg: Config, command: str) -> Path:
+    """--out (or a new runs/<preset>-<command>-<time>), holding the resolved config.yaml."""
+    from pvdm_core import distributed as dist
+    from pvdm_core.runs import prepare_run_dir
+
+    if resume and (out is None or not (out / "latest").is_file()):
+        raise BadInputError("--resume needs --out pointing at a run folder with a checkpoint")
+    if out is None and dist.world_size() > 1:
+        raise BadInputError("under torchrun, pass --out: every process must use the same run folder")
+    return prepare_run_dir(out, cfg, command) if dist.is_main() else out
+
+
+def seconds(minutes: Optional[float]) -> Optional[float]:
+    return minutes * 60 if minutes else None
+
+
+# ---------------------------------------------------------------------------------------------
+# The sampling commands (sample, extend)
+# ---------------------------------------------------------------------------------------------
+
+ModelOpt = Annotated[Optional[Path], typer.Option("--model", "-m", help="Diffusion run folder or checkpoint (default: newest under ./runs).")]
+SamplerOpt = Annotated[Optional[str], typer.Option("--sampler", help="ddim, ddpm or dpm (default: the model config's).")]
+SampleStepsOpt = Annotated[Optional[int], typer.Option("--steps", help="Sampling steps (ddpm always uses all).")]
+EtaOpt = Annotated[Optional[float], typer.Option("--eta", help="DDIM noise (1 = reference, 0 = deterministic).")]
+FormatOpt = Annotated[Optional[str], typer.Option("--format", help="mp4, gif, npz or frames (default: from -o's extension).")]
+EmaOpt = Annotated[bool, typer.Option("--ema/--no-ema", help="Use the EMA weights (default) or the raw ones.")]
+SampleSetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a sampling key, e.g. --set sample.noise=release (repeatable).")]
+FpsOpt = Annotated[float, typer.Option("--fps", help="Frame rate of written videos.")]
+
+
+def sample_config(cfg: Config, sampler: Optional[str], steps: Optional[int], eta: Optional[float],
+                  sets: Optional[list[str]]) -> SampleConfig:
+    """The model's sampling settings with --set sample.*, then --sampler/--steps/--eta applied,
+    checked like any config (a typo in --sampler names the choices)."""
+    sets = list(sets or [])
+    sets += [f"sample.sampler={sampler}"] if sampler else []
+    sets += [f"sample.steps={steps}"] if steps else []  # --steps 0 keeps the model's
+    sets += [f"sample.eta={eta}"] if eta is not None else []
+    return override_config(cfg, sets, ("sample",)).sample

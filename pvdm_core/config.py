@@ -2,7 +2,8 @@
 
 The schema is plain dataclasses with a comment per field. Every key a file or `--set` names
 must exist in the schema (unknown keys are rejected with the closest valid name) and every
-value must have the field's type, so no setting is ever silently ignored.
+value must have the field's type (a fixed-choice field, a `Literal`, one of its choices), so
+no setting is ever silently ignored.
 """
 
 from __future__ import annotations
@@ -16,16 +17,26 @@ import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 from pvdm_core.errors import BadInputError
 
+# The fixed choices, defined once: fields below use them, code that dispatches on them takes
+# the tuples with typing.get_args.
+Dataset = Literal["synthetic", "folder", "sky", "ucf"]
+Amp = Literal["auto", "off", "bf16", "fp16"]
+Prediction = Literal["eps", "v"]
+CondDraw = Literal["example", "batch"]
+Sampler = Literal["ddpm", "ddim", "dpm"]
+NoiseLayout = Literal["per-video", "release"]
+LRSchedule = Literal["constant", "cosine"]
+
 
 @dataclass
 class DataConfig:
-    dataset: str = "synthetic"  # synthetic | folder | sky | ucf
+    dataset: Dataset = "synthetic"
     root: str | None = None  # dataset root (not used by synthetic)
     resolution: int = 32  # frames are center-cropped and resized to resolution x resolution
     frames: int = 16  # T: frames per clip
@@ -61,7 +72,7 @@ class AETrainConfig:
     betas: list[float] = field(default_factory=lambda: [0.5, 0.9])
     # constant (the reference) | cosine: linear warm-up over warmup_steps, then cosine decay to
     # min_lr_ratio * lr at `steps`; short runs reach a lower loss when the lr anneals.
-    lr_schedule: str = "constant"
+    lr_schedule: LRSchedule = "constant"
     warmup_steps: int = 0  # linear warm-up from 0 (both schedules); lets a high lr start without diverging
     min_lr_ratio: float = 0.1  # cosine: final lr as a share of lr
     weight_decay: float = 0.0
@@ -114,10 +125,10 @@ class DiffusionConfig:
     scale_latents: bool = False
     # What the UNet predicts: eps (the reference) or v (Salimans & Ho 2022), which samples better
     # after short training because x_0 near t = T no longer amplifies the network's error.
-    prediction: str = "eps"
+    prediction: Prediction = "eps"
     # Who shares one draw of "conditioned or not": each example (pvdm: a batch mixes both, lower
     # gradient variance) or the whole batch (the release: one Bernoulli(lambda) per iteration).
-    cond_draw: str = "example"  # example | batch
+    cond_draw: CondDraw = "example"
 
 
 @dataclass
@@ -137,19 +148,19 @@ class DiffusionTrainConfig:
 
 @dataclass
 class SampleConfig:
-    sampler: str = "ddim"  # ddim | ddpm | dpm
+    sampler: Sampler = "ddim"
     steps: int = 50  # network evaluations (ddpm always uses all timesteps)
     eta: float = 1.0  # DDIM noise: 1 = the reference's setting, 0 = deterministic
     # Layout of the sampling noise: "per-video" (video i draws from its own generator seeded
     # seed + i, so it does not depend on the batch) or "release" (one (B, C, h*w + 2*T*w) tensor
     # per step from one generator seeded `seed`, as the release draws it: reproduces its samples).
-    noise: str = "per-video"  # per-video | release
+    noise: NoiseLayout = "per-video"
 
 
 @dataclass
 class RunConfig:
     seed: int = 0
-    amp: str = "auto"  # auto | off | bf16 | fp16
+    amp: Amp = "auto"  # auto: bf16 on CUDA GPUs that have it, else fp16 on CUDA; off on CPU and MPS
     # torch.compile backend for the training forward pass ("inductor" is the fast one; "" = eager).
     # Off by default: compiling costs minutes up front and pays only on long GPU runs.
     compile: str = ""
@@ -212,6 +223,11 @@ def _check_value(key: str, value: Any, hint: Any) -> Any:
             return None
         (hint,) = [a for a in args if a is not type(None)]
         origin = typing.get_origin(hint)
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if value not in choices:
+            raise BadInputError(f"config key {key} must be one of {', '.join(map(str, choices))}, got {value!r}")
+        return value
     if origin is list:
         (item,) = typing.get_args(hint)
         if not isinstance(value, list):
@@ -283,11 +299,25 @@ def load_config(
             raise BadInputError(f"unknown preset {preset!r}{_closest(preset, names).replace('key', 'preset')}")
         data = read_yaml(preset_dir() / f"{preset}.yaml")
         data["preset"] = preset
-    if config_file is not None:
-        data = _merge(data, read_yaml(Path(config_file)))
+    return config_from_dict(_merge(data, _user_settings(config_file, overrides)))
+
+
+def _user_settings(config_file: Path | None, overrides: list[str]) -> dict[str, Any]:
+    """What the user wrote: the --config file, then --set assignments over it."""
+    data = read_yaml(Path(config_file)) if config_file is not None else {}
     for assignment in overrides:
         data = _merge(data, parse_set(assignment))
-    return config_from_dict(data)
+    return data
+
+
+def given_keys(config_file: Path | None, overrides: list[str], data: str | Path | None = None) -> set[str]:
+    """The dotted keys the user set in --config, --set or (data.dataset, data.root) with --data:
+    settings a command must honour or refuse, never replace (the preset's are defaults)."""
+    def leaves(tree: dict[str, Any], prefix: str = "") -> set[str]:
+        return set().union(*(leaves(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}"}
+                             for k, v in tree.items()))
+
+    return leaves(_user_settings(config_file, overrides)) | ({"data.dataset", "data.root"} if data is not None else set())
 
 
 def override_config(cfg: Config, overrides: list[str], sections: tuple[str, ...]) -> Config:

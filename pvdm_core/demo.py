@@ -21,11 +21,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -33,94 +30,21 @@ import torch
 from pvdm_core import __version__
 from pvdm_core.artifacts import LoadedDiffusion, build_unet, load_autoencoder, load_diffusion
 from pvdm_core.atomic import write_text_atomic
-from pvdm_core.config import Config, load_config
-from pvdm_core.data.datasets import SYNTHETIC_TEST_OFFSET
+from pvdm_core.config import load_config
 from pvdm_core.data.synthetic import synthetic_video, write_synthetic_videos
 from pvdm_core.demo_report import load_average
-from pvdm_core.demo_plan import NUM_EXTEND, NUM_LONG, DemoPlan, make_plan
-from pvdm_core.device import DeviceChoice
+from pvdm_core.demo_plan import NUM_EXTEND, NUM_LONG, make_plan
+from pvdm_core.demo_state import STATE, DemoOptions, DemoRun, DemoState
 from pvdm_core.errors import BadInputError, PvdmError
 from pvdm_core.progress import log, progress_bar
 from pvdm_core.runs import dumps, prepare_run_dir
 
-STATE = "demo.json"
 SAMPLE_BATCH = 32  # videos sampled together: the tiny UNet is overhead-bound at small batches
 LONG_SEED = 1000  # 32-frame samples use seeds 1000, 1001, ... (the FVD samples use 0 .. N-1)
 
 
 class DemoInterrupted(PvdmError):
     exit_code = 130
-
-
-@dataclass
-class DemoOptions:
-    out: Path
-    device: DeviceChoice
-    minutes: float = 10.0
-    preset: str = "demo"
-    overrides: list[str] = field(default_factory=list)
-    num_eval: int = 32  # videos per FVD side; 64 is the quality benchmark's protocol, but costs 4x64 I3D clips
-    seed: int = 0  # sampling seed: video i uses seed + i
-
-    def settings(self) -> dict[str, Any]:
-        """What a resumed run must share with the first one."""
-        return {"preset": self.preset, "overrides": list(self.overrides), "minutes": self.minutes,
-                "num_eval": self.num_eval, "seed": self.seed}
-
-
-class DemoState:
-    """demo.json: settings, plan, finished stages with their results, seconds spent per stage."""
-
-    def __init__(self, path: Path, settings: dict[str, Any]):
-        self.path = path
-        data = json.loads(path.read_text()) if path.is_file() else {"settings": settings, "stages": {}, "seconds": {}}
-        if data["settings"] != settings:
-            differ = ", ".join(k for k in settings if data["settings"].get(k) != settings[k])
-            raise BadInputError(f"{path.parent} holds a demo run with other settings ({differ}: "
-                                f"{ {k: data['settings'].get(k) for k in settings} }); give another --out or the same options")
-        self.data = data
-
-    def done(self, stage: str) -> bool:
-        return stage in self.data["stages"]
-
-    def result(self, stage: str) -> Any:
-        return self.data["stages"][stage]
-
-    def spent(self, stage: str) -> float:
-        return self.data["seconds"].get(stage, 0.0)
-
-    def add_time(self, stage: str, seconds: float) -> None:
-        self.data["seconds"][stage] = round(self.spent(stage) + seconds, 2)
-        self.save()
-
-    def finish(self, stage: str, result: Any) -> None:
-        self.data["stages"][stage] = result
-        self.save()
-
-    def save(self) -> None:
-        write_text_atomic(self.path, dumps(self.data))
-
-
-@dataclass
-class DemoRun:
-    """What the stages share: options, config, folders, state."""
-
-    opts: DemoOptions
-    cfg: Config
-    state: DemoState
-
-    def path(self, name: str) -> Path:
-        return self.opts.out / name
-
-    @property
-    def plan(self) -> DemoPlan:
-        return DemoPlan(**self.state.result("plan"))
-
-    def real_videos(self) -> list[Path]:
-        return sorted(self.path("real").glob("*.mp4"))
-
-    def test_seed(self, i: int) -> int:
-        return self.cfg.data.synthetic_seed + SYNTHETIC_TEST_OFFSET + i
 
 
 def _stage_plan(run: DemoRun) -> dict:

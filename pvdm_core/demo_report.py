@@ -11,16 +11,14 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from pvdm_core.artifacts import count_parameters, load_autoencoder, load_diffusion
 from pvdm_core.contact_sheet import SheetRow, write_contact_sheet
+from pvdm_core.demo_state import DemoRun
 from pvdm_core.video_io import read_video
-
-if TYPE_CHECKING:
-    from pvdm_core.demo import DemoRun
 
 TARGET_PSNR_DB = 25.0  # issue 15: held-out AE PSNR on 2 cores within the default budget
 TARGET_FVD_RATIO = 2.0  # FVD of generated clips at most this times the reconstruction floor

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from pvdm_core import distributed
+from pvdm_core.config import Amp
 from pvdm_core.errors import BadInputError
 
 
@@ -45,22 +46,17 @@ def pick_device(requested: str | None = None) -> tuple[torch.device, str]:
     return device, "chosen with --device"
 
 
-def amp_dtype_for(device: torch.device, amp: str = "auto") -> torch.dtype | None:
-    """auto: bf16 on GPUs that support it, fp16 on older CUDA GPUs, off on CPU and MPS."""
-    if amp == "off":
+def amp_dtype_for(device: torch.device, amp: Amp = "auto") -> torch.dtype | None:
+    """auto: bf16 on GPUs that support it, fp16 on older CUDA GPUs, off on CPU and MPS
+    (run.amp is checked when the config loads)."""
+    if amp == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return None
-    if amp == "bf16":
-        return torch.bfloat16
-    if amp == "fp16":
-        return torch.float16
-    if amp != "auto":
-        raise BadInputError(f"run.amp must be auto, off, bf16 or fp16, not {amp!r}")
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return None
+    return {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
 
 
-def choose_device(requested: str | None = None, amp: str = "auto") -> DeviceChoice:
+def choose_device(requested: str | None = None, amp: Amp = "auto") -> DeviceChoice:
     device, reason = pick_device(requested)
     if device.type == "cuda" and device.index is None and distributed.world_size() > 1:
         device = distributed.device_for_rank(device)  # under torchrun: GPU LOCAL_RANK

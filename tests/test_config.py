@@ -1,7 +1,7 @@
 import pytest
 import yaml
 
-from pvdm_core.config import config_hash, load_config, parse_set, preset_names, resolve_config
+from pvdm_core.config import config_hash, given_keys, load_config, parse_set, preset_names, resolve_config
 from pvdm_core.errors import BadInputError
 
 
@@ -46,6 +46,23 @@ def test_wrong_types_rejected():
     with pytest.raises(BadInputError, match="must be a list"):
         load_config("tiny", overrides=["unet.channel_mult=3"])
     assert load_config("tiny", overrides=["ae_train.lr=1"]).ae_train.lr == 1.0  # int -> float is fine
+
+
+@pytest.mark.parametrize("key, typo, choices", [
+    ("data.dataset", "folders", "synthetic, folder, sky, ucf"), ("run.amp", "fp8", "auto, off, bf16, fp16"),
+    ("diffusion.prediction", "x0", "eps, v"), ("diffusion.cond_draw", "batches", "example, batch"),
+    ("sample.sampler", "dimm", "ddpm, ddim, dpm"), ("sample.noise", "per_video", "per-video, release")])
+def test_fixed_choice_typos_name_the_choices(key, typo, choices):
+    with pytest.raises(BadInputError, match=f"^config key {key} must be one of {choices}, got '{typo}'$"):
+        load_config("tiny", overrides=[f"{key}={typo}"])
+    assert load_config("tiny", overrides=[f"{key}={choices.split(', ')[-1]}"])  # every choice loads
+
+
+def test_given_keys_are_the_users_not_the_presets(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text(yaml.safe_dump({"ae": {"dim": 8, "depth": 1}}))
+    assert given_keys(f, ["data.frames=8", "run.seed=1"]) == {"ae.dim", "ae.depth", "data.frames", "run.seed"}
+    assert given_keys(None, [], data="/videos") == {"data.dataset", "data.root"}
 
 
 def test_unknown_preset_and_bad_file(tmp_path):

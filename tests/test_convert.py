@@ -14,7 +14,6 @@ import torch
 from typer.testing import CliRunner
 
 import pvdm_cli.cmd_convert  # noqa: F401 - registers the command
-import pvdm_cli.commands  # noqa: F401
 from pvdm_cli.main import app
 from pvdm_core.artifacts import count_parameters, load_autoencoder, load_diffusion
 from pvdm_core.config import load_config

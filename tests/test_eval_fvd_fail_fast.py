@@ -13,7 +13,6 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-import pvdm_cli.cmd_eval_fvd  # noqa: F401 - registers eval-fvd
 import pvdm_core.fvd.evaluate as fvd_evaluate
 from pvdm_cli.main import app
 from pvdm_core.data.synthetic import synthetic_video, write_synthetic_videos

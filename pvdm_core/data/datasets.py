@@ -107,13 +107,10 @@ def video_paths(cfg: DataConfig, split: str) -> list[Path]:
         if not split_dir.is_dir():
             raise BadInputError(f"SkyTimelapse layout expects {split_dir}/<video>/<clip>/*.jpg")
         videos = find_videos(split_dir)
-    elif cfg.dataset == "folder":
-        if (root / "train").is_dir() and (root / "test").is_dir():
-            videos = find_videos(root / split)
-        else:
-            videos = _hash_split(find_videos(root), root, cfg.test_fraction, split)
+    elif (root / "train").is_dir() and (root / "test").is_dir():  # "folder" (data.dataset is checked at load)
+        videos = find_videos(root / split)
     else:
-        raise BadInputError(f"unknown dataset {cfg.dataset!r} (synthetic, folder, sky or ucf)")
+        videos = _hash_split(find_videos(root), root, cfg.test_fraction, split)
     if not videos:
         raise BadInputError(f"no {split} videos found for dataset {cfg.dataset!r} under {root}")
     return videos

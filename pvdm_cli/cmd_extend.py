@@ -1,0 +1,38 @@
+"""`pvdm extend VIDEO`: continue a real video with a trained diffusion model."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pvdm_cli.app import app
+from pvdm_cli.options import (DeviceOpt, EmaOpt, EtaOpt, FormatOpt, FpsOpt, JsonOpt, ModelOpt, SampleSetOpt,
+                              SampleStepsOpt, SamplerOpt, emit, guarded, sample_config)
+
+
+@app.command()
+@guarded
+def extend(input_video: Annotated[Path, typer.Argument(help="Video file or frame folder to continue.")],
+           output: Annotated[Path, typer.Option("-o", "--output", help="Output video (input + continuation).")],
+           frames: Annotated[int, typer.Option("--frames", "-f", help="New frames to generate.")] = 16,
+           model: ModelOpt = None, only_new: Annotated[bool, typer.Option("--only-new", help="Write only the generated frames.")] = False,
+           sampler: SamplerOpt = None, steps: SampleStepsOpt = None, eta: EtaOpt = None,
+           seed: Annotated[int, typer.Option("--seed")] = 0, fmt: FormatOpt = None, fps: FpsOpt = 8.0,
+           ema: EmaOpt = True, set_: SampleSetOpt = None, device: DeviceOpt = None, as_json: JsonOpt = False) -> None:
+    """Continue a real video: encode its last T frames and generate F new frames after them."""
+    from pvdm_core.artifacts import load_diffusion
+    from pvdm_core.device import choose_device
+    from pvdm_core.progress import progress_bar
+    from pvdm_core.sample import extend_video
+
+    choice = choose_device(device)
+    loaded = load_diffusion(model, choice.device, ema)
+    opts = sample_config(loaded.cfg, sampler, steps, eta, set_)
+    with progress_bar() as bar:
+        task = bar.add_task("extend", total=math.ceil(frames / loaded.cfg.data.frames), info="")
+        path = extend_video(loaded, input_video, output, frames, seed, opts, choice, only_new, fmt, fps,
+                            on_clip=lambda: bar.advance(task))
+    emit({"video": str(path), "new_frames": frames, "model": loaded.path}, as_json, [str(path)])

@@ -1,0 +1,45 @@
+"""`pvdm sample`: videos of any length from a trained diffusion model, clip by clip."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from pvdm_cli.app import app
+from pvdm_cli.options import (DeviceOpt, EmaOpt, EtaOpt, FormatOpt, FpsOpt, JsonOpt, ModelOpt, SampleSetOpt,
+                              SampleStepsOpt, SamplerOpt, emit, guarded, sample_config)
+
+
+@app.command()
+@guarded
+def sample(output: Annotated[Path, typer.Option("-o", "--output", help="out.mp4, or a folder for one file per video.")],
+           model: ModelOpt = None, num: Annotated[int, typer.Option("--num", "-n", help="Number of videos.")] = 1,
+           frames: Annotated[Optional[int], typer.Option("--frames", "-f", help="Frames per video (default one clip, T); more are generated clip by clip.")] = None,
+           sampler: SamplerOpt = None, steps: SampleStepsOpt = None, eta: EtaOpt = None,
+           seed: Annotated[int, typer.Option("--seed", help="Video i uses seed + i.")] = 0,
+           batch_size: Annotated[int, typer.Option("--batch-size", help="Videos sampled together.")] = 8,
+           fmt: FormatOpt = None, fps: FpsOpt = 8.0, ema: EmaOpt = True,
+           ae: Annotated[Optional[Path], typer.Option("--ae", help="Override the autoencoder recorded in the model.")] = None,
+           set_: SampleSetOpt = None, device: DeviceOpt = None, as_json: JsonOpt = False) -> None:
+    """Generate videos of any length from a trained diffusion model."""
+    from pvdm_core import distributed as dist
+    from pvdm_core.artifacts import load_diffusion
+    from pvdm_core.device import choose_device
+    from pvdm_core.progress import progress_bar
+    from pvdm_core.sample import sample_videos
+
+    choice = choose_device(device)
+    loaded = load_diffusion(model, choice.device, ema, ae)
+    frames = frames or loaded.cfg.data.frames
+    opts = sample_config(loaded.cfg, sampler, steps, eta, set_)
+    indices = list(range(num))[dist.rank() :: dist.world_size()]
+    clips = len(indices) and math.ceil(len(indices) / batch_size) * math.ceil(frames / loaded.cfg.data.frames)
+    with progress_bar() as bar:
+        task = bar.add_task("sample", total=clips, info=f"{opts.sampler} {opts.steps if opts.sampler != 'ddpm' else 1000} steps")
+        paths = sample_videos(loaded, output, num, frames, seed, opts, choice, batch_size, fmt, fps, indices,
+                              on_clip=lambda: bar.advance(task))
+    emit({"videos": [str(p) for p in paths], "frames": frames, "sampler": opts.sampler, "steps": opts.steps,
+          "eta": opts.eta, "seed": seed, "model": loaded.path}, as_json, [str(p) for p in paths])
