@@ -7,8 +7,8 @@ import pytest
 
 from helpers import SMALL
 from pvdm_core.checkpoint import load_checkpoint
-from pvdm_core.diffusion import plane_std
 from pvdm_core.encode import load_latents
+from pvdm_core.planes import plane_std
 from pvdm_core.video_io import read_video, write_video
 
 
