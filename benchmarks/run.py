@@ -351,8 +351,9 @@ def bench_sample(ctx: Ctx, sampler: str, steps: int, size: str = "L", measure_st
     `measure_steps` steps run (after one warm-up step) and the rest is extrapolated."""
     import torch
 
-    from pvdm_core.diffusion import NoiseSchedule, sample as run_sampler
+    from pvdm_core.diffusion import NoiseSchedule
     from pvdm_core.models.autoencoder import Latents
+    from pvdm_core.samplers import sample as run_sampler
 
     cfg, unet, ae = _sampling_models(ctx, size=size)
     schedule = NoiseSchedule.from_config(cfg.diffusion)

@@ -109,7 +109,9 @@ def planes(x: torch.Tensor, t: int, h: int):
 
 
 def pvdm_ddim(unet, cond, seed: int, steps: int, t: int, h: int, batch: int = 1) -> torch.Tensor:
-    from pvdm_core.diffusion import FlatNoise, NoiseSchedule, sample_ddim
+    from pvdm_core.diffusion import NoiseSchedule
+    from pvdm_core.planes import FlatNoise
+    from pvdm_core.samplers import sample_ddim
 
     noise = FlatNoise(torch.Generator().manual_seed(seed))
     x_T = noise.like(planes(torch.zeros(batch, 4, h * h + 2 * t * h), t, h))

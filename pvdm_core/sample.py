@@ -18,9 +18,11 @@ import torch
 from pvdm_core.artifacts import LoadedDiffusion
 from pvdm_core.device import DeviceChoice, autocast
 from pvdm_core.config import SampleConfig
-from pvdm_core.diffusion import FlatNoise, eps_from_v, sample as run_sampler, scale_planes
+from pvdm_core.diffusion import eps_from_v
 from pvdm_core.errors import BadInputError
 from pvdm_core.models.autoencoder import Latents
+from pvdm_core.planes import FlatNoise, scale_planes
+from pvdm_core.samplers import sample as run_sampler
 from pvdm_core.video_io import VideoWriter, center_crop_resize, read_video, to_float, to_uint8
 
 def _noise(shapes: dict[str, tuple[int, ...]], generators: list[torch.Generator], device: torch.device) -> Latents:

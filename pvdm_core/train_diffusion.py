@@ -33,10 +33,11 @@ from pvdm_core.artifacts import DIFFUSION_KIND, LoadedAE, LoadedDiffusion, build
 from pvdm_core.config import Config
 from pvdm_core.data.datasets import build_dataset
 from pvdm_core.device import DeviceChoice, autocast
-from pvdm_core.diffusion import NoiseSchedule, diffusion_loss, draw_cond_mask, draw_timesteps, plane_std, scale_planes
+from pvdm_core.diffusion import NoiseSchedule, diffusion_loss, draw_cond_mask, draw_timesteps
 from pvdm_core.encode import LatentSet, load_latents
 from pvdm_core.errors import BadInputError
 from pvdm_core.models.autoencoder import Latents
+from pvdm_core.planes import plane_std, scale_planes
 from pvdm_core.progress import log, progress_bar
 from pvdm_core.reporting import RunReporter
 from pvdm_core.sample import sample_videos

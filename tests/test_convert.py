@@ -11,25 +11,19 @@ import math
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
-import pvdm_cli.cmd_convert  # noqa: F401 - registers the command
-from pvdm_cli.main import app
 from pvdm_core.artifacts import count_parameters, load_autoencoder, load_diffusion
 from pvdm_core.config import load_config
 from pvdm_core.convert import convert_autoencoder, convert_unet
-from pvdm_core.diffusion import FlatNoise, NoiseSchedule, sample_ddim
+from pvdm_core.diffusion import NoiseSchedule
 from pvdm_core.errors import BadInputError
 from pvdm_core.models.autoencoder import Latents
+from pvdm_core.planes import FlatNoise
+from pvdm_core.samplers import sample_ddim
 from release_files import (GOLDEN, SMALL_AE_SETS, SMALL_UNET_SETS, manifest, synthetic_release_state,
                            write_release_file)
 
-runner = CliRunner()
 CPU = torch.device("cpu")
-
-
-def invoke(*args: str):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def meta_state(name: str, prefix: str = "") -> dict[str, torch.Tensor]:
@@ -60,17 +54,15 @@ def golden():
 
 
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory):
+def converted(tmp_path_factory, cli):
     """The small release AE and UNet files (seeded weights) converted with the CLI."""
     tmp = tmp_path_factory.mktemp("release")
     write_release_file(tmp / "model_last.pth", "ae_small")
     write_release_file(tmp / "ema_model_0.pth", "unet_small", prefix="module.")  # a DDP save
     sets = [x for s in SMALL_AE_SETS for x in ("--set", s)]
-    r = invoke("convert", tmp / "model_last.pth", "-o", tmp / "ae", "--preset", "ucf256", *sets)
-    assert r.exit_code == 0, r.stderr
+    cli("convert", tmp / "model_last.pth", "-o", tmp / "ae", "--preset", "ucf256", *sets)
     sets = [x for s in SMALL_UNET_SETS for x in ("--set", s)]
-    r = invoke("convert", tmp / "ema_model_0.pth", "-o", tmp / "dm", "--ae", tmp / "ae", *sets, "--json")
-    assert r.exit_code == 0, r.stderr
+    cli("convert", tmp / "ema_model_0.pth", "-o", tmp / "dm", "--ae", tmp / "ae", *sets, "--json")
     return tmp
 
 
@@ -124,24 +116,22 @@ def test_ddim_with_release_noise_reproduces_its_samples(converted, golden, cond_
     assert rel_err(flat(z), golden[out_key]) < 1e-5
 
 
-def test_converted_runs_sample_like_trained_ones(converted, tmp_path):
-    r = invoke("sample", "--model", converted / "dm", "-o", tmp_path / "out.npz", "--steps", "2",
-               "--set", "sample.noise=release", "--json")
-    assert r.exit_code == 0, r.stderr
+def test_converted_runs_sample_like_trained_ones(converted, tmp_path, cli):
+    cli("sample", "--model", converted / "dm", "-o", tmp_path / "out.npz", "--steps", "2",
+        "--set", "sample.noise=release", "--json")
     import numpy as np
 
     assert np.load(tmp_path / "out.npz")["video"].shape == (4, 64, 64, 3)
-    r = invoke("sample", "--model", converted / "dm", "-o", tmp_path / "x.npz", "--set", "unet.heads=4")
-    assert r.exit_code == 2 and "only sample.* keys" in r.stderr
+    r = cli("sample", "--model", converted / "dm", "-o", tmp_path / "x.npz", "--set", "unet.heads=4", code=2)
+    assert "only sample.* keys" in r.stderr
 
 
-def test_raw_and_ema_files_and_kinds(converted, tmp_path):
+def test_raw_and_ema_files_and_kinds(converted, tmp_path, cli):
     write_release_file(tmp_path / "ema_model_9.pth", "unet_small", seed=1)
     write_release_file(tmp_path / "model_9.pth", "unet_small", seed=2)
     sets = [x for s in SMALL_UNET_SETS for x in ("--set", s)]
-    r = invoke("convert", tmp_path / "ema_model_9.pth", "--raw", tmp_path / "model_9.pth", "-o", tmp_path / "dm",
-               "--ae", converted / "ae", *sets)
-    assert r.exit_code == 0, r.stderr
+    cli("convert", tmp_path / "ema_model_9.pth", "--raw", tmp_path / "model_9.pth", "-o", tmp_path / "dm",
+        "--ae", converted / "ae", *sets)
     ema = load_diffusion(tmp_path / "dm", CPU).unet.state_dict()
     raw = load_diffusion(tmp_path / "dm", CPU, use_ema=False).unet.state_dict()
     assert not torch.equal(ema["conv_in.weight"], raw["conv_in.weight"])
@@ -150,42 +140,42 @@ def test_raw_and_ema_files_and_kinds(converted, tmp_path):
 # --- refusals: exit 2, one line, nothing written -------------------------------------------
 
 
-def _refused(args, needle: str, out):
-    r = invoke(*args)
-    assert r.exit_code == 2, r.stdout + r.stderr
+def _refused(cli, args, needle: str, out):
+    r = cli(*args, code=2)
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and needle in lines[0], r.stderr
     assert not out.exists()
 
 
-def test_refusals(converted, tmp_path):
+def test_refusals(converted, tmp_path, cli):
     out = tmp_path / "out"
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"not a checkpoint at all" * 10)
-    _refused(["convert", junk, "-o", out], "not a readable PyTorch checkpoint", out)
+    _refused(cli, ["convert", junk, "-o", out], "not a readable PyTorch checkpoint", out)
     whole = (converted / "model_last.pth").read_bytes()
     (tmp_path / "cut.pth").write_bytes(whole[: len(whole) // 2])
-    _refused(["convert", tmp_path / "cut.pth", "-o", out], "not a readable PyTorch checkpoint", out)
+    _refused(cli, ["convert", tmp_path / "cut.pth", "-o", out], "not a readable PyTorch checkpoint", out)
     torch.save({"w": torch.zeros(1), "obj": argparse.Namespace(a=1)}, tmp_path / "code.pth")
-    _refused(["convert", tmp_path / "code.pth", "-o", out], "needs more than tensors", out)
+    _refused(cli, ["convert", tmp_path / "code.pth", "-o", out], "needs more than tensors", out)
     torch.save({"w": torch.zeros(1)}, tmp_path / "other.pth")
-    _refused(["convert", tmp_path / "other.pth", "-o", out], "neither a release autoencoder", out)
-    _refused(["convert", converted / "ema_model_0.pth", "-o", out, "--kind", "autoencoder"],
+    _refused(cli, ["convert", tmp_path / "other.pth", "-o", out], "neither a release autoencoder", out)
+    _refused(cli, ["convert", converted / "ema_model_0.pth", "-o", out, "--kind", "autoencoder"],
              "is a release diffusion file", out)
-    _refused(["convert", converted / "model_last.pth", "-o", out, "--kind", "diffusion"],
+    _refused(cli, ["convert", converted / "model_last.pth", "-o", out, "--kind", "diffusion"],
              "is a release autoencoder file", out)
-    _refused(["convert", converted / "ema_model_0.pth", "-o", out], "pass --ae RUN", out)
-    _refused(["convert", converted / "ema_model_0.pth", "-o", out, "--ae", converted / "model_last.pth"],
+    _refused(cli, ["convert", converted / "ema_model_0.pth", "-o", out], "pass --ae RUN", out)
+    _refused(cli, ["convert", converted / "ema_model_0.pth", "-o", out, "--ae", converted / "model_last.pth"],
              "convert it first", out)
-    _refused(["convert", converted / "ema_model_0.pth", "-o", out, "--ae", converted / "dm"],
+    _refused(cli, ["convert", converted / "ema_model_0.pth", "-o", out, "--ae", converted / "dm"],
              "expected autoencoder", out)
-    _refused(["convert", converted / "model_last.pth", "-o", out, "--raw", converted / "ema_model_0.pth"],
+    _refused(cli, ["convert", converted / "model_last.pth", "-o", out, "--raw", converted / "ema_model_0.pth"],
              "belong to diffusion files", out)
     # shapes that do not fit the chosen preset name the first key and both shapes
-    _refused(["convert", converted / "model_last.pth", "-o", out, "--preset", "tiny"],
+    _refused(cli, ["convert", converted / "model_last.pth", "-o", out, "--preset", "tiny"],
              "encoder.to_patch_embedding.weight has shape (32, 192), the config needs (32, 48)", out)
-    _refused(["convert", converted / "model_last.pth", "-o", out], "no preset fits", out)
-    _refused(["convert", converted / "model_last.pth", "-o", converted / "ae"], "already holds a run", converted / "nope")
+    _refused(cli, ["convert", converted / "model_last.pth", "-o", out], "no preset fits", out)
+    _refused(cli, ["convert", converted / "model_last.pth", "-o", converted / "ae"], "already holds a run",
+             converted / "nope")
 
 
 def test_pvdm_only_options_are_refused():

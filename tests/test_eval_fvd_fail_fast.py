@@ -11,15 +11,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 import pvdm_core.fvd.evaluate as fvd_evaluate
-from pvdm_cli.main import app
 from pvdm_core.data.synthetic import synthetic_video, write_synthetic_videos
 from pvdm_core.fvd import FeatureStats, make_protocol
 from pvdm_core.video_io import to_uint8, write_video
-
-runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
@@ -35,35 +31,35 @@ def no_i3d(monkeypatch):
     monkeypatch.setattr(fvd_evaluate, "load_i3d", refuse)
 
 
-def one_line_error(*args) -> str:
-    r = runner.invoke(app, ["eval-fvd", *map(str, args)])
-    assert r.exit_code == 2 and r.stdout == "", (r.exit_code, r.stdout, r.stderr)
+def one_line_error(cli, *args) -> str:
+    r = cli("eval-fvd", *args, code=2)
+    assert r.stdout == "", (r.stdout, r.stderr)
     assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr, r.stderr
     return r.stderr
 
 
-def test_missing_truncated_and_short_single_videos_fail_before_i3d(real, tmp_path, no_i3d):
+def test_missing_truncated_and_short_single_videos_fail_before_i3d(real, tmp_path, no_i3d, cli):
     data = (real / "synthetic_00000000.mp4").read_bytes()
     (tmp_path / "truncated.mp4").write_bytes(data[: len(data) // 2])
     write_video(tmp_path / "short.mp4", to_uint8(synthetic_video(5, 7, 32)))
-    assert "not found: " in one_line_error(tmp_path / "missing.mp4", real)
-    assert "not found: " in one_line_error(real, tmp_path / "missing.mp4")
+    assert "not found: " in one_line_error(cli, tmp_path / "missing.mp4", real)
+    assert "not found: " in one_line_error(cli, real, tmp_path / "missing.mp4")
     for side, args in (("REAL", (tmp_path / "truncated.mp4", real)), ("FAKE", (real, tmp_path / "truncated.mp4"))):
-        assert f"{side}: {tmp_path / 'truncated.mp4'}: cannot decode video" in one_line_error(*args)
-    err = one_line_error(real, tmp_path / "short.mp4")
+        assert f"{side}: {tmp_path / 'truncated.mp4'}: cannot decode video" in one_line_error(cli, *args)
+    err = one_line_error(cli, real, tmp_path / "short.mp4")
     assert "FAKE: " in err and "too short: a 16-frame clip with stride 1 needs 16 frames, it has 7" in err
-    assert "needs 17 frames, it has 16" in one_line_error(real / "synthetic_00000001.mp4", real, "--stride", "2",
-                                                          "--frames", "9")
+    assert "needs 17 frames, it has 16" in one_line_error(cli, real / "synthetic_00000001.mp4", real,
+                                                          "--stride", "2", "--frames", "9")
 
 
-def test_statistics_protocol_and_empty_folder_fail_before_i3d(real, tmp_path, no_i3d):
+def test_statistics_protocol_and_empty_folder_fail_before_i3d(real, tmp_path, no_i3d, cli):
     FeatureStats(make_protocol(16, weights_sha256="x")).update(torch.eye(3).double().numpy()).save(tmp_path / "s.npz")
-    assert "frames 16 in the file, 9 in this run" in one_line_error(real, tmp_path / "s.npz", "--frames", "9")
+    assert "frames 16 in the file, 9 in this run" in one_line_error(cli, real, tmp_path / "s.npz", "--frames", "9")
     (tmp_path / "empty").mkdir()
-    assert "no videos found" in one_line_error(real, tmp_path / "empty")
+    assert "no videos found" in one_line_error(cli, real, tmp_path / "empty")
 
 
-def test_folders_still_skip_and_count_unreadable_videos(real, tmp_path, monkeypatch):
+def test_folders_still_skip_and_count_unreadable_videos(real, tmp_path, monkeypatch, cli):
     mixed = tmp_path / "mixed"
     mixed.mkdir()
     for p in sorted(real.iterdir())[:3]:
@@ -71,8 +67,7 @@ def test_folders_still_skip_and_count_unreadable_videos(real, tmp_path, monkeypa
     (mixed / "broken.mp4").write_bytes(b"not a video")
     stand_in = lambda x: x.mean(dim=(3, 4)).flatten(1)  # (B, 3, T, 224, 224) -> (B, 3T): cheap features
     monkeypatch.setattr(fvd_evaluate, "load_i3d", lambda *a, **k: (stand_in, "stand-in"))
-    r = runner.invoke(app, ["eval-fvd", str(real), str(mixed), "--json"])
-    assert r.exit_code == 0, r.stderr
+    r = cli("eval-fvd", real, mixed, "--json")
     res = json.loads(r.stdout)
     assert (res["n_real"], res["n_fake"], res["skipped_real"], res["skipped_fake"]) == (4, 3, 0, 1)
     assert "FAKE: skipped 1 video(s)" in r.stderr and "broken.mp4: cannot decode video" in r.stderr

@@ -7,8 +7,8 @@ import pytest
 
 from helpers import SMALL
 from pvdm_core.checkpoint import load_checkpoint
-from pvdm_core.diffusion import plane_std
 from pvdm_core.encode import load_latents
+from pvdm_core.planes import plane_std
 from pvdm_core.video_io import read_video, write_video
 
 
@@ -112,3 +112,6 @@ def test_extend_too_short_and_bad_model(cli, dm_run, tmp_path):
     assert "no checkpoint" in cli("sample", "--model", tmp_path, "-o", tmp_path / "o.mp4", code=2).stderr
     r = cli("sample", "--model", dm_run[0], "--sampler", "dimm", "-o", tmp_path / "o.mp4", code=2)
     assert "sample.sampler must be one of ddpm, ddim, dpm, got 'dimm'" in r.stderr
+    r = cli("sample", "--model", dm_run[0], "--set", "sample.sampler=dimm", "-o", tmp_path / "o.mp4", code=2)
+    assert "config key sample.sampler must be one of ddpm, ddim, dpm, got 'dimm'" in r.stderr
+    assert not (tmp_path / "o.mp4").exists()

@@ -7,13 +7,8 @@ import sys
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-import pvdm_cli.cmd_plot  # noqa: F401 - registers plot
-from pvdm_cli.main import app
 from pvdm_core.plot import load_run, run_names
-
-runner = CliRunner()
 
 
 def write_run(run, records, config: str | None = None):
@@ -61,12 +56,10 @@ def test_load_run_series_gan_marks_and_resume(tmp_path, runs):
         str(tmp_path / "a" / "ae"), str(tmp_path / "b" / "ae"), "dm"]
 
 
-def test_plot_writes_a_png_with_every_run(tmp_path, runs):
+def test_plot_writes_a_png_with_every_run(tmp_path, runs, cli):
     mpimg = pytest.importorskip("matplotlib.image")
     out = tmp_path / "curves.png"
-    r = runner.invoke(app, ["plot", str(runs[0]), str(runs[1]), "-o", str(out), "--json"])
-    assert r.exit_code == 0, r.stderr
-    res = json.loads(r.stdout)
+    res = cli.json("plot", runs[0], runs[1], "-o", out)
     assert res["runs"] == ["ae", "dm"] and res["panels"] == ["loss", "psnr", "ssim", "fvd"]
     img = mpimg.imread(out)
     assert img.shape[:2] == (960, 1440)  # 2 x 2 panels of 6 x 4 inches at 120 dpi
@@ -77,21 +70,21 @@ def test_plot_writes_a_png_with_every_run(tmp_path, runs):
     assert has((31, 119, 180)) and has((255, 127, 14))
 
 
-def one_line_error(args: list[str]) -> str:
-    r = runner.invoke(app, ["plot", *map(str, args)])
-    assert r.exit_code == 2 and r.stdout == "" and r.stderr.strip().count("\n") == 0, (r.stdout, r.stderr)
+def one_line_error(cli, args: list) -> str:
+    r = cli("plot", *args, code=2)
+    assert r.stdout == "" and r.stderr.strip().count("\n") == 0, (r.stdout, r.stderr)
     return r.stderr
 
 
-def test_plot_errors_are_one_line_exit_2(tmp_path, runs, monkeypatch):
+def test_plot_errors_are_one_line_exit_2(tmp_path, runs, monkeypatch, cli):
     (tmp_path / "empty").mkdir()
     write_run(tmp_path / "blank", [])
     png = tmp_path / "c.png"
-    assert "empty: no metrics.jsonl (is it a pvdm run folder?)" in one_line_error([tmp_path / "empty", "-o", png])
-    assert "missing: no metrics.jsonl" in one_line_error([runs[0], tmp_path / "missing", "-o", png])
-    assert "no metrics records yet" in one_line_error([tmp_path / "blank", "-o", png])
+    assert "empty: no metrics.jsonl (is it a pvdm run folder?)" in one_line_error(cli, [tmp_path / "empty", "-o", png])
+    assert "missing: no metrics.jsonl" in one_line_error(cli, [runs[0], tmp_path / "missing", "-o", png])
+    assert "no metrics records yet" in one_line_error(cli, [tmp_path / "blank", "-o", png])
     pytest.importorskip("matplotlib")  # the format check and the missing-package error below need it
-    assert "cannot write .xyz" in one_line_error([runs[0], "-o", tmp_path / "c.xyz"])
+    assert "cannot write .xyz" in one_line_error(cli, [runs[0], "-o", tmp_path / "c.xyz"])
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
-    assert "pip install 'pvdm[plot]'" in one_line_error([runs[0], "-o", png])
+    assert "pip install 'pvdm[plot]'" in one_line_error(cli, [runs[0], "-o", png])
     assert not png.exists()

@@ -5,20 +5,17 @@ from __future__ import annotations
 import re
 
 import pytest
-from typer.testing import CliRunner
 
 from helpers import SMALL
-from pvdm_cli.main import app
 from pvdm_core import progress
 from pvdm_core.progress import LineProgress, format_duration, progress_bar
 
-runner = CliRunner()
 STAMP = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d "
 
 
 @pytest.fixture
 def off_terminal(monkeypatch):
-    """Progress on, and rich's terminal detection left to isatty (CliRunner's stderr is no tty)."""
+    """Progress on, and rich's terminal detection left to isatty (the cli fixture's stderr is no tty)."""
     for var in ("PVDM_NO_PROGRESS", "FORCE_COLOR", "TTY_COMPATIBLE"):
         monkeypatch.delenv(var, raising=False)
 
@@ -58,11 +55,9 @@ def test_no_progress_silences_lines(monkeypatch, capsys):
     assert capsys.readouterr().err == ""
 
 
-def test_train_ae_off_a_terminal_prints_step_loss_eta_eval_and_checkpoint_lines(tmp_path, off_terminal):
-    r = runner.invoke(app, ["train-ae", "--out", str(tmp_path), "--steps", "4", "--batch-size", "2", *SMALL,
-                            "--set", "ae_train.log_every=1", "--set", "ae_train.eval_every=2",
-                            "--set", "ae_train.ckpt_every=2"])
-    assert r.exit_code == 0, r.stderr
+def test_train_ae_off_a_terminal_prints_step_loss_eta_eval_and_checkpoint_lines(tmp_path, off_terminal, cli):
+    r = cli("train-ae", "--out", tmp_path, "--steps", 4, "--batch-size", 2, *SMALL,
+            "--set", "ae_train.log_every=1", "--set", "ae_train.eval_every=2", "--set", "ae_train.ckpt_every=2")
     lines = r.stderr.splitlines()
     steps = [line for line in lines if re.search(r"train-ae step \d/4 \(", line)]
     assert len(steps) == 4 and all(re.match(STAMP, line) for line in steps)

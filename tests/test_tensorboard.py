@@ -7,18 +7,14 @@ import sys
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from helpers import SMALL
-from pvdm_cli.main import app
 from pvdm_core.data.synthetic import synthetic_video
 from pvdm_core.reporting import RunReporter
 from pvdm_core.video_io import to_uint8, write_video
 
 pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
-
-runner = CliRunner()
 
 
 def events(log_dir) -> EventAccumulator:
@@ -31,11 +27,9 @@ def scalars(acc: EventAccumulator, tag: str) -> list[tuple[int, float]]:
     return [(e.step, e.value) for e in acc.Scalars(tag)]
 
 
-def test_train_ae_writes_scalars_and_preview_videos(tmp_path):
-    r = runner.invoke(app, ["train-ae", "--out", str(tmp_path), "--steps", "4", "--batch-size", "2", *SMALL,
-                            "--set", "ae_train.log_every=1", "--set", "ae_train.eval_every=2",
-                            "--set", "run.tensorboard=true"])
-    assert r.exit_code == 0, r.stderr
+def test_train_ae_writes_scalars_and_preview_videos(tmp_path, cli):
+    r = cli("train-ae", "--out", tmp_path, "--steps", 4, "--batch-size", 2, *SMALL,
+            "--set", "ae_train.log_every=1", "--set", "ae_train.eval_every=2", "--set", "run.tensorboard=true")
     assert "train-ae step" not in r.stderr  # PVDM_NO_PROGRESS=1 (conftest) keeps the lines off
     acc = events(tmp_path / "tensorboard")
     tags = acc.Tags()
@@ -70,9 +64,9 @@ def test_reporter_events_text_and_resume_purge(tmp_path):
     assert "gan_divergence" in text and "GAN phase stopped" in text
 
 
-def test_missing_tensorboard_is_one_line_exit_2(tmp_path, monkeypatch):
+def test_missing_tensorboard_is_one_line_exit_2(tmp_path, monkeypatch, cli):
     monkeypatch.setitem(sys.modules, "tensorboard", None)  # import tensorboard -> ImportError
-    r = runner.invoke(app, ["train-ae", "--out", str(tmp_path), "--steps", "2", *SMALL, "--set", "run.tensorboard=true"])
-    assert r.exit_code == 2 and r.stderr.strip().count("\n") == 0, r.stderr
+    r = cli("train-ae", "--out", tmp_path, "--steps", 2, *SMALL, "--set", "run.tensorboard=true", code=2)
+    assert r.stderr.strip().count("\n") == 0, r.stderr
     assert "pip install 'pvdm[tensorboard]'" in r.stderr
     assert not np.any([p.suffix == ".pt" for p in tmp_path.iterdir()])
