@@ -95,7 +95,7 @@ def _stage_train_diffusion(run: DemoRun) -> dict:
     ae = load_autoencoder(run.path("ae"), run.opts.device.device)
     steps = run.plan.diffusion_steps
     cfg = adopt_autoencoder(dataclasses.replace(run.cfg, diffusion_train=dataclasses.replace(
-        run.cfg.diffusion_train, steps=steps, sample_every=steps)), ae, False)
+        run.cfg.diffusion_train, steps=steps, sample_every=steps)), ae, set())
     run_dir = prepare_run_dir(run.path("dm"), cfg, "train-diffusion")
     cap = _cap(run, "train-diffusion", run.plan.diffusion_cap_s)
     result = train_diffusion(cfg, DiffusionTrainOptions(run_dir, run.opts.device, ae, None, cap))
