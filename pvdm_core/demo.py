@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -40,6 +41,7 @@ from pvdm_core.progress import log, progress_bar
 from pvdm_core.runs import dumps, prepare_run_dir
 
 SAMPLE_BATCH = 32  # videos sampled together: the tiny UNet is overhead-bound at small batches
+BUSY_SHARE = 0.4  # a plan training for less than this share of the budget warns
 LONG_SEED = 1000  # 32-frame samples use seeds 1000, 1001, ... (the FVD samples use 0 .. N-1)
 
 
@@ -53,6 +55,13 @@ def _stage_plan(run: DemoRun) -> dict:
     log(f"plan: {plan.ae_steps} autoencoder steps (cap {plan.ae_cap_s / 60:.1f} min), {plan.diffusion_steps} "
         f"diffusion steps (cap {plan.diffusion_cap_s / 60:.1f} min), {plan.reserve_s / 60:.1f} min kept for "
         f"sampling and evaluation; measured s/step: AE {plan.costs['ae_step']:.3f}, UNet {plan.costs['unet_step']:.3f}")
+    training = plan.ae_cap_s + plan.diffusion_cap_s
+    if training < BUSY_SHARE * plan.budget_s:
+        # a busy machine (or a short --minutes): the timings above leave the models little to learn from
+        load = load_average()
+        log(f"[yellow]warning: only {training / 60:.1f} of {plan.budget_s / 60:g} min are left for training"
+            + (f" (load average {load[0]:.1f} on {os.cpu_count()} cores)" if load else "")
+            + "; expect weak samples, or give more --minutes or a quieter machine[/]")
     return plan.to_dict()
 
 

@@ -121,6 +121,18 @@ def test_plan_fits_the_budget_and_caps_steps(monkeypatch):
     assert tight.ae_steps == tight.diffusion_steps == 1 and tight.ae_cap_s == 0
 
 
+@pytest.mark.parametrize("i3d_s, warns", [(0.5, False), (20.0, True)])
+def test_plan_warns_when_little_is_left_for_training(tmp_path, capsys, monkeypatch, i3d_s, warns):
+    # a busy machine times everything slow: evaluation then eats the budget, and the demo says so
+    monkeypatch.setattr(demo_plan, "ae_step_seconds", lambda c, d: (0.2, 0.01))
+    monkeypatch.setattr(demo_plan, "unet_seconds", lambda c, d, b: (0.1, 0.05))
+    monkeypatch.setattr(demo_plan, "i3d_clip_seconds", lambda d, f: i3d_s)
+    opts = demo.DemoOptions(tmp_path, None)
+    run = demo.DemoRun(opts, load_config("demo"), demo.DemoState(tmp_path / demo.STATE, opts.settings()))
+    demo._stage_plan(run)
+    assert ("warning: only" in capsys.readouterr().err) == warns
+
+
 def test_state_refuses_other_settings(tmp_path):
     settings = {"preset": "demo", "overrides": [], "minutes": 10.0, "num_eval": 64, "seed": 0}
     state = demo.DemoState(tmp_path / demo.STATE, settings)
