@@ -112,6 +112,9 @@ class UNetConfig:
     # in the reference: its shared blocks learn that from data, which small, short runs do not
     # (they paint the motion planes' column structure into the content plane).
     plane_embedding: bool = False
+    # Class-conditional model (not in the reference): a learned label embedding added to the time
+    # embedding, plus a null label for classifier-free guidance. 0 = unconditional (the paper).
+    num_classes: int = 0
 
 
 @dataclass
@@ -155,6 +158,8 @@ class SampleConfig:
     # seed + i, so it does not depend on the batch) or "release" (one (B, C, h*w + 2*T*w) tensor
     # per step from one generator seeded `seed`, as the release draws it: reproduces its samples).
     noise: NoiseLayout = "per-video"
+    guidance: float = 0.0  # classifier-free guidance weight on the class label (class-conditional models)
+    cond_guidance: float = 0.0  # guidance weight on the previous clip (the release's `w`; 0 = off, as it ships)
 
 
 @dataclass

@@ -29,6 +29,22 @@ def _noise(shapes: dict[str, tuple[int, ...]], generators: list[torch.Generator]
     return Latents.cat([r.map(lambda z: z[None]) for r in rows]).to(device)
 
 
+def resolve_classes(model: LoadedDiffusion, names: list[str]) -> list[int]:
+    """--class values (names or indices) -> label indices; refuses unknown ones listing the valid."""
+    valid = model.class_names
+    if not valid:
+        raise BadInputError(f"{model.path} is not class-conditional: sample without --class")
+    out = []
+    for name in names:
+        if name in valid:
+            out.append(valid.index(name))
+        elif name.isdigit() and int(name) < len(valid):
+            out.append(int(name))
+        else:
+            raise BadInputError(f"unknown class {name!r}: choose one of {', '.join(valid)} (or 0..{len(valid) - 1})")
+    return out
+
+
 def noise_source(seeds: list[int], layout: str) -> list[torch.Generator] | FlatNoise:
     """Per-video generators seeded seeds[i], or (layout "release") one FlatNoise generator seeded
     seeds[0] for the whole batch, as the release draws from one global generator."""
@@ -37,10 +53,45 @@ def noise_source(seeds: list[int], layout: str) -> list[torch.Generator] | FlatN
     return [torch.Generator().manual_seed(s) for s in seeds]
 
 
+def guided(unet, x: Latents, t: torch.Tensor, cond: Latents | None, label: torch.Tensor | None,
+           w_label: float = 0.0, w_cond: float = 0.0) -> Latents:
+    """The network output with classifier-free guidance (Ho & Salimans 2022), all branches in one
+    batched forward:
+
+        out = out(z | prev, y) + w_label (out(z | prev, y) - out(z | prev, null))
+                               + w_cond  (out(z | prev, y) - out(z | 0, y))
+
+    With w_label = 0 this is the release's previous-clip guidance (1 + w) out(z | prev) - w out(z | 0)
+    (its `w`, 0 in its configs). Guidance is linear, so guiding v equals guiding eps.
+    """
+    branches = [(cond, label)]
+    if w_label:
+        branches.append((cond, None))
+    if w_cond and cond is not None:
+        branches.append((None, label))
+    if len(branches) == 1:
+        return Latents(*unet(x, t, cond, label))
+    zeros = x.map(torch.zeros_like)
+    batch = x.batch_size
+    null = torch.full((batch,), -1, dtype=torch.long, device=t.device)
+    out = unet(Latents.cat([x] * len(branches)), t.repeat(len(branches)),
+               Latents.cat([c if c is not None else zeros for c, _ in branches]),
+               torch.cat([lab if lab is not None else null for _, lab in branches]))
+    parts = [Latents(*out).take(slice(k * batch, (k + 1) * batch)) for k in range(len(branches))]
+    full, k = parts[0], 1
+    if w_label:
+        full, k = Latents(*(f + w_label * (f - u) for f, u in zip(parts[0], parts[k]))), k + 1
+    if w_cond and cond is not None:
+        full = Latents(*(f + w_cond * (p0 - u) for f, p0, u in zip(full, parts[0], parts[k])))
+    return full
+
+
 @torch.no_grad()
 def sample_clip(model: LoadedDiffusion, cond: Latents | None, noise: list[torch.Generator] | FlatNoise,
-                opts: SampleConfig, device: DeviceChoice, batch: int | None = None) -> Latents:
-    """Latents of one clip per video, conditioned on `cond` (None = unconditional); AE units in and out."""
+                opts: SampleConfig, device: DeviceChoice, batch: int | None = None,
+                label: torch.Tensor | None = None) -> Latents:
+    """Latents of one clip per video, conditioned on `cond` (None = unconditional) and on class
+    `label` (B,) (None = the null label); AE units in and out."""
     shapes = model.ae.model.latent_shapes()
     if isinstance(noise, FlatNoise):
         zeros = Latents(*(torch.zeros((batch, *shapes[k]), device=device.device) for k in Latents._fields))
@@ -50,9 +101,11 @@ def sample_clip(model: LoadedDiffusion, cond: Latents | None, noise: list[torch.
     inv_std = tuple(1.0 / s for s in model.latent_std)
     cond = Latents(*scale_planes(cond, inv_std)) if cond is not None else None
 
+    label = label.to(device.device) if label is not None else None
+
     def model_fn(x: Latents, t: torch.Tensor) -> Latents:
         with autocast(device):
-            out = Latents(*model.unet(x, t, cond)).float()
+            out = guided(model.unet, x, t, cond, label, opts.guidance, opts.cond_guidance).float()
         return Latents(*eps_from_v(out, x, t, model.schedule)) if model.cfg.diffusion.prediction == "v" else out
 
     # a list of generators: the sampler draws batch row b's noise from generators[b] alone
@@ -75,12 +128,15 @@ def encode(model: LoadedDiffusion, video: torch.Tensor, device: DeviceChoice) ->
 
 
 def generate(model: LoadedDiffusion, writers: list[VideoWriter], seeds: list[int], frames: int, opts: SampleConfig,
-             device: DeviceChoice, cond: Latents | None = None, on_clip: Callable[[], None] | None = None) -> None:
-    """Sample len(seeds) videos of `frames` frames together, streaming each clip to its writer."""
+             device: DeviceChoice, cond: Latents | None = None, on_clip: Callable[[], None] | None = None,
+             labels: list[int] | None = None) -> None:
+    """Sample len(seeds) videos of `frames` frames together (video i of class labels[i]),
+    streaming each clip to its writer."""
     t = model.cfg.data.frames
     noise = noise_source(seeds, opts.noise)
+    label = torch.tensor(labels, dtype=torch.long) if labels is not None else None
     for k in range(math.ceil(frames / t)):
-        z = sample_clip(model, cond, noise, opts, device, batch=len(seeds))
+        z = sample_clip(model, cond, noise, opts, device, batch=len(seeds), label=label)
         video = decode(model, z, device)
         keep = min(t, frames - k * t)  # the last clip is trimmed to the frames asked for
         for writer, clip in zip(writers, video):
@@ -106,8 +162,10 @@ def output_paths(output: Path, num: int, fmt: str | None) -> list[Path]:
 
 def sample_videos(model: LoadedDiffusion, output: Path, num: int, frames: int, seed: int, opts: SampleConfig,
                   device: DeviceChoice, batch_size: int = 8, fmt: str | None = None, fps: float = 8.0,
-                  indices: list[int] | None = None, on_clip: Callable[[], None] | None = None) -> list[Path]:
-    """Write videos `indices` (default all of range(num)); video i uses seed + i."""
+                  indices: list[int] | None = None, on_clip: Callable[[], None] | None = None,
+                  classes: list[int] | None = None) -> list[Path]:
+    """Write videos `indices` (default all of range(num)); video i uses seed + i and, for a
+    class-conditional model, class classes[i % len(classes)] (None: the null label)."""
     if frames < 1 or num < 1:
         raise BadInputError("--frames and --num must be at least 1")
     paths = output_paths(output, num, fmt)
@@ -117,7 +175,8 @@ def sample_videos(model: LoadedDiffusion, output: Path, num: int, frames: int, s
         chunk = indices[b : b + batch_size]
         writers = [VideoWriter(paths[i], fps, fmt) for i in chunk]
         try:
-            generate(model, writers, [seed + i for i in chunk], frames, opts, device, on_clip=on_clip)
+            labels = [classes[i % len(classes)] for i in chunk] if classes else None
+            generate(model, writers, [seed + i for i in chunk], frames, opts, device, on_clip=on_clip, labels=labels)
         except BaseException:
             for w in writers:
                 w.abort()
@@ -128,8 +187,8 @@ def sample_videos(model: LoadedDiffusion, output: Path, num: int, frames: int, s
 
 def extend_video(model: LoadedDiffusion, input_path: Path, output: Path, frames: int, seed: int,
                  opts: SampleConfig, device: DeviceChoice, only_new: bool = False, fmt: str | None = None,
-                 fps: float = 8.0, on_clip: Callable[[], None] | None = None) -> Path:
-    """Continue a real video: condition on its last T frames, write input + F new frames."""
+                 fps: float = 8.0, on_clip: Callable[[], None] | None = None, label: int | None = None) -> Path:
+    """Continue a real video: condition on its last T frames (and class `label`), write input + F new frames."""
     d = model.cfg.data
     video = read_video(input_path, step=d.frame_stride)
     if len(video) < d.frames:
@@ -140,6 +199,7 @@ def extend_video(model: LoadedDiffusion, input_path: Path, output: Path, frames:
         if not only_new:
             for frame in video:
                 writer.append(frame)
-        generate(model, [writer], [seed], frames, opts, device, cond=cond, on_clip=on_clip)
+        generate(model, [writer], [seed], frames, opts, device, cond=cond, on_clip=on_clip,
+                 labels=[label] if label is not None else None)
     return writer.path
 

@@ -12,7 +12,10 @@ z_w (B, C, T, h) "motion". The network follows the public release's layout:
 - the previous clip's clean latents are concatenated on channels with the noisy ones
   (C + C input channels); `cond=None` means zeros (unconditional);
 - optionally (`plane_embedding`, not in the reference) a learned vector per plane is added to
-  the time embedding, ADM's class-embedding mechanism with the plane as the class.
+  the time embedding, ADM's class-embedding mechanism with the plane as the class;
+- optionally (`num_classes` > 0, not in the reference) a learned class-label embedding is added
+  to the time embedding (ADM's way), with one extra "null" label that classifier-free guidance
+  trains by label dropout and samples as the unconditional branch.
 
 Parameters: 528.3M at the reference config (base 256, mult [1, 2, 4, 4], 2 res blocks,
 attention levels [0, 1, 2], 8 heads), 132.2M at base 128; the joint-attention layers are
@@ -178,6 +181,7 @@ class TriplaneUNet(nn.Module):
 
         self.time_embed = nn.Sequential(nn.Linear(base, emb_ch), nn.SiLU(), nn.Linear(emb_ch, emb_ch))
         self.plane_embed = nn.Embedding(3, emb_ch) if cfg.plane_embedding else None
+        self.label_embed = nn.Embedding(cfg.num_classes + 1, emb_ch) if cfg.num_classes > 0 else None
         self.conv_in = nn.Conv2d(2 * latent_channels, base, 3, padding=1)
 
         # Encoder: num_res_blocks blocks per level, then a down-sampling ResBlock (not after the
@@ -249,7 +253,8 @@ class TriplaneUNet(nn.Module):
             return checkpoint(fn, *args, use_reentrant=False)
         return fn(*args)
 
-    def forward(self, x: Sequence[Tensor], t: Tensor, cond: Sequence[Tensor] | None = None):
+    def forward(self, x: Sequence[Tensor], t: Tensor, cond: Sequence[Tensor] | None = None,
+                label: Tensor | None = None):
         t = torch.as_tensor(t, device=x[0].device)
         if t.ndim == 0:  # one timestep for the whole batch
             t = t.expand(x[0].shape[0])
@@ -268,6 +273,12 @@ class TriplaneUNet(nn.Module):
         groups = [torch.cat([h_planes[i] for i in idx], dim=0) for idx in order]
 
         emb = self.time_embed(timestep_embedding(t, self.cfg.base_channels).to(x[0].dtype))  # (B, E)
+        if self.label_embed is not None:  # label None or -1 = the null label (unconditional)
+            null = self.cfg.num_classes
+            label = torch.full_like(t, null) if label is None else torch.where(label < 0, null, label)
+            emb = emb + self.label_embed(label.to(t.device)).to(emb.dtype)
+        elif label is not None and bool((label >= 0).any()):
+            raise BadInputError("this model has no class labels (unet.num_classes is 0); sample without --class")
         plane_embs = [emb + self.plane_embed.weight[i] if self.plane_embed is not None else emb for i in range(3)]
         embs = [torch.cat([plane_embs[i] for i in idx]) for idx in order]  # (k*B, E) per group
         n_groups = len(groups)
