@@ -29,19 +29,38 @@ def _noise(shapes: dict[str, tuple[int, ...]], generators: list[torch.Generator]
     return Latents.cat([r.map(lambda z: z[None]) for r in rows]).to(device)
 
 
-def resolve_classes(model: LoadedDiffusion, names: list[str]) -> list[int]:
-    """--class values (names or indices) -> label indices; refuses unknown ones listing the valid."""
+def resolve_classes(model: LoadedDiffusion, names: list[str] | None, opts: SampleConfig,
+                    most: int | None = None) -> list[int] | None:
+    """--class values (names, case-insensitive, or indices; "a,b" counts as two) -> label indices,
+    None without --class; refuses unknown ones listing the valid ones, more than `most`, and
+    class options on a model without classes."""
     valid = model.class_names
-    if not valid:
-        raise BadInputError(f"{model.path} is not class-conditional: sample without --class")
+    names = [n.strip() for item in names or [] for n in item.split(",") if n.strip()]
+    if most is not None and len(names) > most:
+        raise BadInputError(f"give at most {most} --class here, not {len(names)}")
+    if names and not valid:
+        raise BadInputError(f"{model.path} is not class-conditional (trained without unet.num_classes): drop --class")
+    if opts.guidance and not names:
+        raise BadInputError("--guidance steers towards a class: give one with --class"
+                            + (f" ({', '.join(valid)})" if valid else " (and a class-conditional model)"))
+    lower = {v.lower(): i for i, v in enumerate(valid)}
     out = []
     for name in names:
-        if name in valid:
-            out.append(valid.index(name))
+        if name.lower() in lower:
+            out.append(lower[name.lower()])
         elif name.isdigit() and int(name) < len(valid):
             out.append(int(name))
         else:
             raise BadInputError(f"unknown class {name!r}: choose one of {', '.join(valid)} (or 0..{len(valid) - 1})")
+    return out or None
+
+
+def class_report(model: LoadedDiffusion, classes: list[int] | None, indices: list[int], opts: SampleConfig) -> dict:
+    """The guidance weights and, for a class-conditional model, the class of each video written
+    (None: the null label, no --class), for --json."""
+    out: dict = {"guidance": opts.guidance, "cond_guidance": opts.cond_guidance}
+    if model.class_names:
+        out["classes"] = [model.class_names[classes[i % len(classes)]] if classes else None for i in indices]
     return out
 
 
@@ -53,36 +72,36 @@ def noise_source(seeds: list[int], layout: str) -> list[torch.Generator] | FlatN
     return [torch.Generator().manual_seed(s) for s in seeds]
 
 
-def guided(unet, x: Latents, t: torch.Tensor, cond: Latents | None, label: torch.Tensor | None,
-           w_label: float = 0.0, w_cond: float = 0.0) -> Latents:
-    """The network output with classifier-free guidance (Ho & Salimans 2022), all branches in one
-    batched forward:
+def guided(unet: Callable[..., tuple[torch.Tensor, ...]], x: Latents, t: torch.Tensor, cond: Latents | None,
+           label: torch.Tensor | None, w_label: float = 0.0, w_cond: float = 0.0) -> Latents:
+    """The network output with classifier-free guidance (Ho & Salimans 2022, eq. 6) on the class
+    label and on the previous clip, every branch in one batched forward:
 
         out = out(z | prev, y) + w_label (out(z | prev, y) - out(z | prev, null))
                                + w_cond  (out(z | prev, y) - out(z | 0, y))
 
-    With w_label = 0 this is the release's previous-clip guidance (1 + w) out(z | prev) - w out(z | 0)
-    (its `w`, 0 in its configs). Guidance is linear, so guiding v equals guiding eps.
+    w_cond alone is the release's (1 + w) eps(z | prev) - w eps(z | 0) (its `w`, 0 in its
+    configs). A branch exists only where it differs: no label branch without a label, no
+    condition branch without a previous clip, so w = 0 is one plain forward. Guidance is linear
+    with weights summing to 1, so guiding v equals guiding the eps derived from it.
     """
-    branches = [(cond, label)]
-    if w_label:
-        branches.append((cond, None))
+    branches = [(cond, label)]  # 1. the conditional branch, then each unconditional one
+    if w_label and label is not None:
+        branches.append((cond, torch.full_like(label, -1)))  # -1: the null label
     if w_cond and cond is not None:
         branches.append((None, label))
     if len(branches) == 1:
         return Latents(*unet(x, t, cond, label))
-    zeros = x.map(torch.zeros_like)
-    batch = x.batch_size
-    null = torch.full((batch,), -1, dtype=torch.long, device=t.device)
-    out = unet(Latents.cat([x] * len(branches)), t.repeat(len(branches)),
-               Latents.cat([c if c is not None else zeros for c, _ in branches]),
-               torch.cat([lab if lab is not None else null for _, lab in branches]))
-    parts = [Latents(*out).take(slice(k * batch, (k + 1) * batch)) for k in range(len(branches))]
-    full, k = parts[0], 1
-    if w_label:
-        full, k = Latents(*(f + w_label * (f - u) for f, u in zip(parts[0], parts[k]))), k + 1
-    if w_cond and cond is not None:
-        full = Latents(*(f + w_cond * (p0 - u) for f, p0, u in zip(full, parts[0], parts[k])))
+    # 2. one forward over the branches stacked on the batch axis (zeros = no previous clip)
+    n, batch = len(branches), x.batch_size
+    conds = None if cond is None else Latents.cat([c if c is not None else cond.map(torch.zeros_like) for c, _ in branches])
+    labels = None if label is None else torch.cat([lab for _, lab in branches])
+    out = Latents(*unet(Latents.cat([x] * n), t.repeat(n), conds, labels))
+    parts = [out.take(slice(k * batch, (k + 1) * batch)) for k in range(n)]  # each (B, ...) per plane
+    # 3. full = f + w (f - u) per unconditional branch u, all against the conditional f
+    full, weights = parts[0], [w for w, on in ((w_label, label is not None), (w_cond, cond is not None)) if w and on]
+    for w, u in zip(weights, parts[1:]):
+        full = Latents(*(a + w * (f - b) for a, f, b in zip(full, parts[0], u)))
     return full
 
 

@@ -152,8 +152,9 @@ def _joint_attention(attn: Attention, groups: list[Tensor], batch: int) -> list[
 class TriplaneUNet(nn.Module):
     """Denoising UNet over three latent planes, optionally conditioned on a previous clip.
 
-    forward(x, t, cond) with x = (z_s, z_h, z_w) noisy planes, t (B,) timesteps (a scalar is
-    broadcast) and cond the previous clip's clean planes or None (= zeros); returns one output
+    forward(x, t, cond, label) with x = (z_s, z_h, z_w) noisy planes, t (B,) timesteps (a scalar
+    is broadcast), cond the previous clip's clean planes or None (= zeros) and label (B,) class
+    indices, -1 or None for the null label (class-conditional models only); returns one output
     per plane (epsilon, or v under `diffusion.prediction: v`), in x's container type (a
     NamedTuple stays that NamedTuple, anything else becomes a tuple).
     """
@@ -247,6 +248,16 @@ class TriplaneUNet(nn.Module):
         if t.ndim != 1 or t.shape[0] != batch:
             raise BadInputError(f"t must have shape ({batch},), got {tuple(t.shape)}")
 
+    def _labels(self, label: Tensor | None, batch: int, device: torch.device) -> Tensor:
+        """(B,) embedding rows: label None, or -1 in a row, is the null label (index num_classes)."""
+        null = self.cfg.num_classes
+        if label is None:
+            return torch.full((batch,), null, dtype=torch.long, device=device)
+        label = torch.as_tensor(label, device=device).long()
+        if label.shape != (batch,) or bool((label >= null).any()):
+            raise BadInputError(f"labels must be ({batch},) in -1..{null - 1}, got {label.tolist()}")
+        return torch.where(label < 0, null, label)
+
     # -- forward ----------------------------------------------------------------------------
     def _run(self, fn, *args):
         if self.grad_checkpoint and torch.is_grad_enabled():
@@ -273,10 +284,8 @@ class TriplaneUNet(nn.Module):
         groups = [torch.cat([h_planes[i] for i in idx], dim=0) for idx in order]
 
         emb = self.time_embed(timestep_embedding(t, self.cfg.base_channels).to(x[0].dtype))  # (B, E)
-        if self.label_embed is not None:  # label None or -1 = the null label (unconditional)
-            null = self.cfg.num_classes
-            label = torch.full_like(t, null) if label is None else torch.where(label < 0, null, label)
-            emb = emb + self.label_embed(label.to(t.device)).to(emb.dtype)
+        if self.label_embed is not None:
+            emb = emb + self.label_embed(self._labels(label, batch, t.device)).to(emb.dtype)  # (B, E)
         elif label is not None and bool((label >= 0).any()):
             raise BadInputError("this model has no class labels (unet.num_classes is 0); sample without --class")
         plane_embs = [emb + self.plane_embed.weight[i] if self.plane_embed is not None else emb for i in range(3)]
