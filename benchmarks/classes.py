@@ -38,9 +38,10 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from reporting import cpu_model, load_avg, pvdm, read_metrics, replace_section  # noqa: E402
-from shape_classifier import Judge, to_float_videos, train_judge  # noqa: E402
+from shape_classifier import Judge, make_net, to_float_videos, train_judge  # noqa: E402
 
 from pvdm_core.artifacts import load_autoencoder  # noqa: E402
+from pvdm_core.checkpoint import resolve_checkpoint  # noqa: E402
 from pvdm_core.contact_sheet import SheetRow, write_contact_sheet  # noqa: E402
 from pvdm_core.data.synthetic import SHAPES  # noqa: E402
 
@@ -50,15 +51,43 @@ ALL_CLASSES = ",".join(SHAPES)
 
 
 def sample_set(model: Path, out: Path, num: int, seed: int, *extra: str, log: list[dict]) -> tuple[np.ndarray, dict]:
-    """`pvdm sample --format npz` into `out` (skipped when already there): uint8 (N, T, H, W, 3)."""
+    """`pvdm sample --format npz` into `out`: uint8 (N, T, H, W, 3). Kept from an earlier run of
+    the benchmark when that sampled the same checkpoint (its FVD too, in fvd.json)."""
     done = out / "result.json"
-    if done.is_file():
-        result = json.loads(done.read_text())
-    else:
+    result = json.loads(done.read_text()) if done.is_file() else {}
+    if result.get("model") != str(resolve_checkpoint(model)):
+        (out / "fvd.json").unlink(missing_ok=True)
         result = pvdm("sample", "--model", str(model), "--num", str(num), "--seed", str(seed), "--batch-size", "48",
                       "-o", str(out), "--format", "npz", *extra, log=log)
         done.write_text(json.dumps(result))
     return np.stack([np.load(p)["video"] for p in result["videos"]]), result
+
+
+def fvd32(real_dir: Path, stats: Path, fake_dir: Path, num: int, frames: int, log: list[dict]) -> dict:
+    """`pvdm eval-fvd -f frames` of fake_dir against the real videos (their statistics saved once)."""
+    done = fake_dir / "fvd.json"
+    if not done.is_file():
+        real_side = [str(stats)] if stats.is_file() else [str(real_dir), "--save-stats-real", str(stats)]
+        done.write_text(json.dumps(pvdm("eval-fvd", real_side[0], str(fake_dir), "-f", str(frames), "-n", str(num),
+                                        *real_side[1:], log=log)))
+    return json.loads(done.read_text())
+
+
+def judge_for(out: Path, frames: int) -> tuple[Judge, dict]:
+    """The shape classifier for this autoencoder, trained once and kept in out/judge.pt."""
+    path, ae_ckpt = out / "judge.pt", str(resolve_checkpoint(out / "ae"))
+    saved = torch.load(path, weights_only=True) if path.is_file() else {}
+    if saved.get("ae") == ae_ckpt:
+        net = make_net()
+        net(torch.zeros(1, 3, 32, 32))  # materialise the lazy layer, then load
+        net.load_state_dict(saved["net"])
+        return Judge(net.eval(), saved["accuracy"], saved["train_seconds"], saved["steps"]), saved["info"]
+    t0 = time.monotonic()
+    judge = train_judge(load_autoencoder(out / "ae", torch.device("cpu")).model, frames=frames)
+    info = {"accuracy": judge.accuracy, "steps": judge.steps, "seconds": round(time.monotonic() - t0, 1)}
+    torch.save({"ae": ae_ckpt, "net": judge.net.state_dict(), "accuracy": judge.accuracy, "steps": judge.steps,
+                "train_seconds": judge.train_seconds, "info": info}, path)
+    return judge, info
 
 
 def requested(num: int) -> np.ndarray:
@@ -124,10 +153,7 @@ def train(args: argparse.Namespace, out: Path, log: list[dict]) -> tuple[dict, d
 
 def measure(args: argparse.Namespace, out: Path, log: list[dict]) -> dict:
     dm_dir, frames = out / "dm", 16
-    torch.manual_seed(0)
-    t0 = time.monotonic()
-    judge = train_judge(load_autoencoder(out / "ae", torch.device("cpu")).model, frames=frames)
-    judge_info = {"accuracy": judge.accuracy, "steps": judge.steps, "seconds": round(time.monotonic() - t0, 1)}
+    judge, judge_info = judge_for(out, frames)
     print(f"judge: {judge_info}", file=sys.stderr)
 
     # class shares under label guidance, and the null label's class distribution
@@ -149,9 +175,7 @@ def measure(args: argparse.Namespace, out: Path, log: list[dict]) -> dict:
     for w in args.cond_weights:
         videos, _ = sample_set(dm_dir, out / f"long-w{w:g}", args.long_num, args.seed, "--frames", str(2 * frames),
                                "--class", ALL_CLASSES, "--cond-guidance", f"{w:g}", log=log)
-        real_side = str(stats) if stats.is_file() else str(real_dir)
-        fvd = pvdm("eval-fvd", real_side, str(out / f"long-w{w:g}"), "-f", str(2 * frames), "-n", str(args.long_num),
-                   *([] if stats.is_file() else ["--save-stats-real", str(stats)]), log=log)
+        fvd = fvd32(real_dir, stats, out / f"long-w{w:g}", args.long_num, 2 * frames, log)
         clip2 = class_scores(judge, videos[:, frames:], requested(args.long_num))
         long_runs[w], long[w] = videos, {**boundary_jump(videos, frames), "fvd": fvd["fvd"], "clip2_share": clip2["share"]}
     sheet2 = boundary_sheet(ROOT / "benchmarks" / "boundary_sheet.png", real, long_runs, frames)
@@ -162,15 +186,20 @@ def measure(args: argparse.Namespace, out: Path, log: list[dict]) -> dict:
 
 def table_lines(res: dict, args: argparse.Namespace) -> list[str]:
     """The two markdown tables (also printed)."""
-    lines = ["| --guidance w | requested class made (all) | disc | square | triangle | mean p(requested) |"
-             " confusion (rows requested d/s/t, columns judged d/s/t) |", "|---|---|---|---|---|---|---|"]
+    base = res["null"]["predicted_share"]
+    lines = ["| --guidance w | requested class made (all) | disc | square | triangle | lift over the null label"
+             " (d / s / t) | mean p(requested) | confusion (rows requested d/s/t, columns judged d/s/t) |",
+             "|---|---|---|---|---|---|---|---|"]
     for w in args.weights:
         s = res["class"][w]
         per = " | ".join(f"{x:.0%}" for x in s["share_per_class"])
+        lift = " / ".join(f"{100 * (x - b):+.0f}" for x, b in zip(s["share_per_class"], base))
         conf = " / ".join(" ".join(str(v) for v in row) for row in s["confusion"])
-        lines.append(f"| {w:g} | **{s['share']:.0%}** | {per} | {s['p_requested']:.2f} | {conf} |")
-    shares = ", ".join(f"{n} {x:.0%}" for n, x in zip(SHAPES, res["null"]["predicted_share"]))
-    lines += ["", f"Without --class (the null label) the judge sees: {shares}.", "",
+        lines.append(f"| {w:g} | **{s['share']:.0%}** | {per} | {lift} pts | {s['p_requested']:.2f} | {conf} |")
+    shares = ", ".join(f"{n} {x:.0%}" for n, x in zip(SHAPES, base))
+    lines += ["", f"Without --class (the null label, {args.num} videos) the judge sees: {shares}. The lift is the "
+              "share of a requested class minus this share: what the label adds beyond the judge's and the "
+              "model's bias.", "",
               "| --cond-guidance w | frame diff. at the clip boundary | inside clips | boundary ÷ inside |"
               " FVD32 | clip 2 of the requested class |", "|---|---|---|---|---|---|"]
     r = res["real_jump"]
@@ -201,8 +230,12 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     started, load_before, t0 = dt.datetime.now(dt.timezone.utc), load_avg(), time.monotonic()
     log: list[dict] = []
-    ae, dm = train(args, out, log)
-    res = measure(args, out, log)
+    try:
+        ae, dm = train(args, out, log)
+        res = measure(args, out, log)
+    finally:  # every command's time, over all invocations on this --out (later ones reuse results)
+        with open(out / "commands.jsonl", "a") as f:
+            f.writelines(json.dumps(entry) + "\n" for entry in log)
     total = time.monotonic() - t0
     (out / "classes.json").write_text(json.dumps({**res, "ae": ae, "dm": dm, "commands": log}, indent=2, default=str))
     lines = table_lines(res, args)
@@ -210,17 +243,23 @@ def main() -> None:
     if args.no_record:
         return
     psnr = [m["psnr"] for m in read_metrics(out / "ae") if m.get("split") == "test"]
+    losses = [m["loss"] for m in read_metrics(out / "dm") if "loss" in m]  # the first: step log_every of the run
+    commands = [json.loads(line) for line in (out / "commands.jsonl").read_text().splitlines()]
+    spent = sum(c["seconds"] for c in commands)
     j = res["judge"]
     text = [
         SECTION, "",
         f"Measured with `python benchmarks/classes.py{''.join(f' {a}' for a in sys.argv[1:])}` on "
-        f"{started.strftime('%Y-%m-%d %H:%M UTC')} ({total / 60:.1f} min for this invocation; {cpu_model()}, "
-        f"{os.cpu_count()} cores, CPU only, load average before {load_before}, after {load_avg()}).", "",
+        f"{started.strftime('%Y-%m-%d %H:%M UTC')} ({total / 60:.1f} min for this invocation, {spent / 60:.0f} min of "
+        f"`pvdm` commands over all invocations on its --out, which resume and reuse; {cpu_model()}, "
+        f"{os.cpu_count()} cores, CPU only, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
+        f"load average before {load_before}, after {load_avg()}; the machine is shared).", "",
         f"- Model: `pvdm train-ae --preset demo --steps {args.ae_steps} --set data.class_labels=true` "
         f"({ae['step']} steps, held-out PSNR "
         f"{psnr[-1] if psnr else float('nan'):.2f} dB), then `pvdm train-diffusion --preset tiny "
         f"{' '.join(CLASS_SETS)}` ({dm['step']} steps{'' if dm['complete'] else ', stopped by its time cap'}, "
-        f"loss {dm['first_loss']:.3f} -> {dm['loss_ema']:.3f}). Sampling: the preset's DDIM 50 steps, eta 1, EMA weights, "
+        f"loss {losses[0] if losses else float('nan'):.3f} at the first log step, {np.mean(losses[-10:]):.3f} "
+        f"over the last 10 logged). Sampling: the preset's DDIM 50 steps, eta 1, EMA weights, "
         f"seed {args.seed}; {args.num} videos per weight, classes cycled, the same seeds for every weight.",
         f"- Judge: a 3-layer CNN (benchmarks/shape_classifier.py) trained {j['steps']} steps ({j['seconds']:.0f} s) on "
         f"4 frames each of 4,096 real class-labelled videos (seeds of its own) and of their AE reconstructions; "
@@ -233,6 +272,9 @@ def main() -> None:
         *lines, "",
         "Contact sheets: `benchmarks/classes_sheet.png` (class x guidance), `benchmarks/boundary_sheet.png` "
         "(two clips per cond-guidance weight).", "",
+        "Time per command (latest of each): " + "; ".join(
+            f"`{c['command'].split(' --')[0]}` {c['seconds']:.0f} s" for c in {c["command"]: c for c in commands}.values()) + ".",
+        "",
     ]
     replace_section(RESULTS, SECTION, "\n".join(text) + "\n")
     print(f"wrote the {SECTION[3:]} section of {RESULTS}", file=sys.stderr)

@@ -2,7 +2,7 @@
 
 Video i is a pure function of (seed, i, frames, resolution): no download, identical on every
 machine, any resolution and length. Each video has 1-2 shapes (disc, square, triangle; exactly
-one in the class-labelled set, `data.class_labels: true`, whose label is its kind) that
+one, 1.5x larger, in the class-labelled set, `data.class_labels: true`, whose label is its kind) that
 bounce off the borders while rotating, over a background of a static colour gradient and one
 set of soft colour stripes drifting along its own axis (vertical stripes move left or right,
 horizontal ones up or down), so both content (colours, shapes) and motion (velocities, spin,
@@ -29,6 +29,9 @@ from torch.utils.data import Dataset
 
 SHAPES = ("disc", "square", "triangle")
 EDGE_PX = 1.5  # width of a shape's anti-aliased edge, in pixels
+# The class-labelled set's one shape is this much larger (radius 24-39% of the frame): the
+# small autoencoders decode a default-sized shape at 32 px as a blob whose kind no one can tell.
+SINGLE_SHAPE_SCALE = 1.5
 
 
 def _shape_mask(kind: str, dx: torch.Tensor, dy: torch.Tensor, radius: float, angle: torch.Tensor) -> torch.Tensor:
@@ -72,14 +75,14 @@ def _render(seed: int, frames: int, resolution: int, single_shape: bool) -> tupl
     video = _background(rand, t, x, y)
 
     # shapes: position bounces off the borders (triangle wave), angle grows linearly. A
-    # single-shape video draws the shape count too and keeps only the first shape, so it is the
-    # default video without the second shape, and the first shape's kind is its label either way.
+    # single-shape video draws the shape count too and keeps only the first shape, enlarged: the
+    # same draws as the default video, so the first shape's kind is its label either way.
     count = 1 + int(rand(1) * 2)
     kinds = []
     for _ in range(1 if single_shape else count):
         kind = SHAPES[int(rand(1) * len(SHAPES))]
         kinds.append(kind)
-        radius = float(r * (0.16 + rand(1) * 0.1))
+        radius = float(r * (0.16 + rand(1) * 0.1)) * (SINGLE_SHAPE_SCALE if single_shape else 1.0)
         color = rand(3)
         lo, span = radius, r - 2 * radius
         pos0, vel = rand(2) * span, (rand(2) - 0.5) * r * 0.1  # up to 1.6 px a frame at 32 px
@@ -95,7 +98,7 @@ def _render(seed: int, frames: int, resolution: int, single_shape: bool) -> tupl
 
 def synthetic_video(seed: int, frames: int, resolution: int, single_shape: bool = False) -> torch.Tensor:
     """One video as float (3, T, R, R) in [-1, 1], deterministic in its arguments; 1-2 shapes, or
-    only the first of them with `single_shape` (the class-labelled set)."""
+    only the first of them, enlarged, with `single_shape` (the class-labelled set)."""
     return _render(seed, frames, resolution, single_shape)[0]
 
 
