@@ -26,8 +26,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from reporting import cpu_model, load_avg, replace_section  # noqa: E402
+from reporting import cpu_model, load_avg, pvdm, read_metrics, replace_section  # noqa: E402
 SECTION = "## Quality"
 
 # Seconds kept back from training for everything after it, scaled with --num. Measured on 2
@@ -44,27 +42,6 @@ SECTION = "## Quality"
 EVAL_RESERVE_S_PER_VIDEO = 7.0
 UNTRAINED_RUN_S = 25  # the step-0 diffusion run encodes the training split once
 AE_SHARE = 0.4  # of the training budget; the diffusion model gets the rest
-
-
-def pvdm(*args: str, log: list[dict], timeout: float | None = None) -> dict:
-    """Run one `pvdm ... --json` command; return its JSON result (stdout), logging time and command."""
-    cmd = [sys.executable, "-m", "pvdm_cli", *args, "--json"]
-    shown = "pvdm " + " ".join(shlex.quote(a) for a in args)
-    print(f"$ {shown}", file=sys.stderr, flush=True)
-    t0 = time.monotonic()
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None, text=True, timeout=timeout, cwd=ROOT)
-    seconds = time.monotonic() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"quality benchmark: `{shown}` failed with exit code {proc.returncode}")
-    result = json.loads(proc.stdout)
-    log.append({"command": shown, "seconds": round(seconds, 1)})
-    print(f"  ({seconds:.1f} s)", file=sys.stderr, flush=True)
-    return result
-
-
-def read_metrics(run_dir: Path) -> list[dict]:
-    path = run_dir / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 
 
 def main() -> None:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import shlex
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def cpu_model() -> str:
@@ -55,3 +61,24 @@ def replace_section(path: Path, heading: str, text: str) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(new)
     os.replace(tmp, path)
+
+
+def pvdm(*args: str, log: list[dict], timeout: float | None = None) -> dict:
+    """Run one `pvdm ... --json` command; return its JSON result (stdout), logging time and command."""
+    cmd = [sys.executable, "-m", "pvdm_cli", *args, "--json"]
+    shown = "pvdm " + " ".join(shlex.quote(a) for a in args)
+    print(f"$ {shown}", file=sys.stderr, flush=True)
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None, text=True, timeout=timeout, cwd=ROOT)
+    seconds = time.monotonic() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark: `{shown}` failed with exit code {proc.returncode}")
+    result = json.loads(proc.stdout)
+    log.append({"command": shown, "seconds": round(seconds, 1)})
+    print(f"  ({seconds:.1f} s)", file=sys.stderr, flush=True)
+    return result
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    path = run_dir / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []

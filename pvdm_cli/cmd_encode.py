@@ -23,10 +23,12 @@ def encode(inputs: Annotated[list[str], typer.Argument(help="Video files, frame 
            batch_size: Annotated[int, typer.Option("--batch-size", help="Clips per forward pass.")] = 16,
            dtype: Annotated[str, typer.Option(help="float16 or float32.")] = "float16",
            reconstruct: Annotated[Optional[Path], typer.Option(help="Also write decoded videos here (a quick look at what the AE keeps).")] = None,
+           class_labels: Annotated[bool, typer.Option("--class-labels", help="Store each clip's class (its folder; the shape of `pvdm synth --set data.class_labels=true` videos) for class-conditional training.")] = False,
            device: DeviceOpt = None, strict: StrictOpt = False, as_json: JsonOpt = False) -> None:
     """Encode videos into the three latent planes (cached input for train-diffusion)."""
     from pvdm_core import distributed as dist
     from pvdm_core.artifacts import load_autoencoder
+    from pvdm_core.data.labels import label_indices
     from pvdm_core.device import choose_device
     from pvdm_core.encode import encode_videos, expand_inputs
     from pvdm_core.progress import progress_bar
@@ -34,6 +36,8 @@ def encode(inputs: Annotated[list[str], typer.Argument(help="Video files, frame 
     choice = choose_device(device)
     model = load_autoencoder(ae, choice.device)
     videos = expand_inputs(inputs, lambda: [line.strip() for line in sys.stdin if line.strip()])
+    # the index map of all inputs, before they are shared out: every process's shards agree
+    class_names = label_indices([str(v) for v in videos])[1] if class_labels else None
     prefix = "latents-"
     if dist.world_size() > 1:  # each process encodes every world-th video into its own shards
         if output.suffix == ".npz":
@@ -42,5 +46,5 @@ def encode(inputs: Annotated[list[str], typer.Argument(help="Video files, frame 
     with progress_bar(disable=not dist.is_main()) as bar:
         task = bar.add_task("encode", total=None, info=f"{len(videos)} videos")
         result = encode_videos(model, videos, output, choice, clips, stride, batch_size, dtype, reconstruct, strict,
-                               on_clip=lambda: bar.advance(task), shard_prefix=prefix)
+                               on_clip=lambda: bar.advance(task), shard_prefix=prefix, class_names=class_names)
     emit(result, as_json, result["files"])

@@ -9,8 +9,9 @@ from typing import Annotated
 import typer
 
 from pvdm_cli.app import app
-from pvdm_cli.options import (DeviceOpt, EmaOpt, EtaOpt, FormatOpt, FpsOpt, JsonOpt, ModelOpt, SampleSetOpt,
-                              SampleStepsOpt, SamplerOpt, emit, guarded, sample_config)
+from pvdm_cli.options import (ClassOpt, CondGuidanceOpt, DeviceOpt, EmaOpt, EtaOpt, FormatOpt, FpsOpt, GuidanceOpt,
+                              JsonOpt, ModelOpt, SampleSetOpt, SampleStepsOpt, SamplerOpt, emit, guarded,
+                              sample_config)
 
 
 @app.command()
@@ -21,18 +22,22 @@ def extend(input_video: Annotated[Path, typer.Argument(help="Video file or frame
            model: ModelOpt = None, only_new: Annotated[bool, typer.Option("--only-new", help="Write only the generated frames.")] = False,
            sampler: SamplerOpt = None, steps: SampleStepsOpt = None, eta: EtaOpt = None,
            seed: Annotated[int, typer.Option("--seed")] = 0, fmt: FormatOpt = None, fps: FpsOpt = 8.0,
-           ema: EmaOpt = True, set_: SampleSetOpt = None, device: DeviceOpt = None, as_json: JsonOpt = False) -> None:
+           ema: EmaOpt = True, class_: ClassOpt = None, guidance: GuidanceOpt = None,
+           cond_guidance: CondGuidanceOpt = None, set_: SampleSetOpt = None, device: DeviceOpt = None,
+           as_json: JsonOpt = False) -> None:
     """Continue a real video: encode its last T frames and generate F new frames after them."""
     from pvdm_core.artifacts import load_diffusion
     from pvdm_core.device import choose_device
     from pvdm_core.progress import progress_bar
-    from pvdm_core.sample import extend_video
+    from pvdm_core.sample import class_report, extend_video, resolve_classes
 
     choice = choose_device(device)
     loaded = load_diffusion(model, choice.device, ema)
-    opts = sample_config(loaded.cfg, sampler, steps, eta, set_)
+    opts = sample_config(loaded.cfg, sampler, steps, eta, set_, guidance, cond_guidance)
+    classes = resolve_classes(loaded, class_, opts, most=1)
     with progress_bar() as bar:
         task = bar.add_task("extend", total=math.ceil(frames / loaded.cfg.data.frames), info="")
         path = extend_video(loaded, input_video, output, frames, seed, opts, choice, only_new, fmt, fps,
-                            on_clip=lambda: bar.advance(task))
-    emit({"video": str(path), "new_frames": frames, "model": loaded.path}, as_json, [str(path)])
+                            on_clip=lambda: bar.advance(task), label=classes[0] if classes else None)
+    emit({"video": str(path), "new_frames": frames, "model": loaded.path, **class_report(loaded, classes, [0], opts)},
+         as_json, [str(path)])

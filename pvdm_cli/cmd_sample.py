@@ -9,8 +9,9 @@ from typing import Annotated, Optional
 import typer
 
 from pvdm_cli.app import app
-from pvdm_cli.options import (DeviceOpt, EmaOpt, EtaOpt, FormatOpt, FpsOpt, JsonOpt, ModelOpt, SampleSetOpt,
-                              SampleStepsOpt, SamplerOpt, emit, guarded, sample_config)
+from pvdm_cli.options import (ClassOpt, CondGuidanceOpt, DeviceOpt, EmaOpt, EtaOpt, FormatOpt, FpsOpt, GuidanceOpt,
+                              JsonOpt, ModelOpt, SampleSetOpt, SampleStepsOpt, SamplerOpt, emit, guarded,
+                              sample_config)
 
 
 @app.command()
@@ -23,23 +24,26 @@ def sample(output: Annotated[Path, typer.Option("-o", "--output", help="out.mp4,
            batch_size: Annotated[int, typer.Option("--batch-size", help="Videos sampled together.")] = 8,
            fmt: FormatOpt = None, fps: FpsOpt = 8.0, ema: EmaOpt = True,
            ae: Annotated[Optional[Path], typer.Option("--ae", help="Override the autoencoder recorded in the model.")] = None,
+           class_: ClassOpt = None, guidance: GuidanceOpt = None, cond_guidance: CondGuidanceOpt = None,
            set_: SampleSetOpt = None, device: DeviceOpt = None, as_json: JsonOpt = False) -> None:
-    """Generate videos of any length from a trained diffusion model."""
+    """Generate videos of any length from a trained diffusion model (of given classes, with guidance)."""
     from pvdm_core import distributed as dist
     from pvdm_core.artifacts import load_diffusion
     from pvdm_core.device import choose_device
     from pvdm_core.progress import progress_bar
-    from pvdm_core.sample import sample_videos
+    from pvdm_core.sample import class_report, resolve_classes, sample_videos
 
     choice = choose_device(device)
     loaded = load_diffusion(model, choice.device, ema, ae)
     frames = frames or loaded.cfg.data.frames
-    opts = sample_config(loaded.cfg, sampler, steps, eta, set_)
+    opts = sample_config(loaded.cfg, sampler, steps, eta, set_, guidance, cond_guidance)
+    classes = resolve_classes(loaded, class_, opts)
     indices = list(range(num))[dist.rank() :: dist.world_size()]
     clips = len(indices) and math.ceil(len(indices) / batch_size) * math.ceil(frames / loaded.cfg.data.frames)
     with progress_bar() as bar:
         task = bar.add_task("sample", total=clips, info=f"{opts.sampler} {opts.steps if opts.sampler != 'ddpm' else 1000} steps")
         paths = sample_videos(loaded, output, num, frames, seed, opts, choice, batch_size, fmt, fps, indices,
-                              on_clip=lambda: bar.advance(task))
+                              on_clip=lambda: bar.advance(task), classes=classes)
     emit({"videos": [str(p) for p in paths], "frames": frames, "sampler": opts.sampler, "steps": opts.steps,
-          "eta": opts.eta, "seed": seed, "model": loaded.path}, as_json, [str(p) for p in paths])
+          "eta": opts.eta, "seed": seed, "model": loaded.path, **class_report(loaded, classes, indices, opts)},
+         as_json, [str(p) for p in paths])

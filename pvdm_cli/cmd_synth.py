@@ -23,7 +23,8 @@ def synth(out_dir: Annotated[Path, typer.Argument(help="Folder to write videos i
           fmt: Annotated[str, typer.Option("--format", help="mp4, gif, npz or frames.")] = "mp4",
           preset: OptPresetOpt = "tiny", config: ConfigOpt = None, set_: SetOpt = None,
           seed: SeedOpt = None, as_json: JsonOpt = False) -> None:
-    """Write synthetic moving-shape videos (the embedded dataset) to disk, e.g. as a real/ folder."""
+    """Write synthetic moving-shape videos (the embedded dataset) to disk, e.g. as a real/ folder.
+    With --set data.class_labels=true each holds one shape, its class (the class-labelled set)."""
     from pvdm_core.data.datasets import SYNTHETIC_TEST_OFFSET
     from pvdm_core.data.synthetic import write_synthetic_videos
 
@@ -36,5 +37,6 @@ def synth(out_dir: Annotated[Path, typer.Argument(help="Folder to write videos i
     with progress_bar() as bar:
         task = bar.add_task("synth", total=num, info="")
         paths = write_synthetic_videos(out_dir, num, frames or cfg.data.frames, cfg.data.resolution, first,
-                                       fmt=fmt, on_video=lambda: bar.advance(task))
+                                       fmt=fmt, on_video=lambda: bar.advance(task),
+                                       single_shape=cfg.data.class_labels)
     emit({"videos": [str(p) for p in paths], "num": len(paths)}, as_json, [str(p) for p in paths])

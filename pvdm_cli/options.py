@@ -123,14 +123,20 @@ FormatOpt = Annotated[Optional[str], typer.Option("--format", help="mp4, gif, np
 EmaOpt = Annotated[bool, typer.Option("--ema/--no-ema", help="Use the EMA weights (default) or the raw ones.")]
 SampleSetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a sampling key, e.g. --set sample.noise=release (repeatable).")]
 FpsOpt = Annotated[float, typer.Option("--fps", help="Frame rate of written videos.")]
+ClassOpt = Annotated[Optional[list[str]], typer.Option("--class", metavar="NAME", help="Class name or index (class-conditional models); repeat it or give a,b,c to cycle over the videos.")]
+GuidanceOpt = Annotated[Optional[float], typer.Option("--guidance", help="Classifier-free guidance weight w on --class: (1 + w) eps(class) - w eps(null); 0 = off.")]
+CondGuidanceOpt = Annotated[Optional[float], typer.Option("--cond-guidance", help="Guidance weight w on the previous clip (clip 2 on): (1 + w) eps(prev) - w eps(0), the release's w; 0 = off.")]
 
 
 def sample_config(cfg: Config, sampler: Optional[str], steps: Optional[int], eta: Optional[float],
-                  sets: Optional[list[str]]) -> SampleConfig:
-    """The model's sampling settings with --set sample.*, then --sampler/--steps/--eta applied,
-    checked like any config (a typo in --sampler names the choices)."""
+                  sets: Optional[list[str]], guidance: Optional[float] = None,
+                  cond_guidance: Optional[float] = None) -> SampleConfig:
+    """The model's sampling settings with --set sample.*, then --sampler/--steps/--eta and the
+    guidance weights applied, checked like any config (a typo in --sampler names the choices)."""
     sets = list(sets or [])
     sets += [f"sample.sampler={sampler}"] if sampler else []
     sets += [f"sample.steps={steps}"] if steps else []  # --steps 0 keeps the model's
     sets += [f"sample.eta={eta}"] if eta is not None else []
+    sets += [f"sample.guidance={guidance}"] if guidance is not None else []
+    sets += [f"sample.cond_guidance={cond_guidance}"] if cond_guidance is not None else []
     return override_config(cfg, sets, ("sample",)).sample

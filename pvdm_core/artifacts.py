@@ -8,7 +8,7 @@ convert). A checkpoint's config builds its model, so later commands need only th
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -87,6 +87,7 @@ class LoadedDiffusion:
     schedule: NoiseSchedule
     path: str
     latent_std: tuple[float, ...]  # the model diffuses z / latent_std (all 1 unless diffusion.scale_latents)
+    class_names: list[str] = field(default_factory=list)  # label index -> name; empty: unconditional
 
 
 def newest_run(root: Path = Path("runs")) -> Path:
@@ -119,4 +120,5 @@ def load_diffusion(run_or_ckpt: str | Path | None, device: torch.device, use_ema
         raise BadInputError(f"{ae_path} is not the autoencoder {state['path']} was trained on "
                             f"(ae_hash {loaded_ae.ae_hash}, expected {state['ae_hash']})")
     return LoadedDiffusion(unet.to(device).eval().requires_grad_(False), loaded_ae, cfg,
-                           NoiseSchedule.from_config(cfg.diffusion), state["path"], tuple(state["latent_std"]))
+                           NoiseSchedule.from_config(cfg.diffusion), state["path"], tuple(state["latent_std"]),
+                           list(state.get("class_names", [])))

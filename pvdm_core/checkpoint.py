@@ -66,8 +66,10 @@ def checkpoint_config(state: dict[str, Any]) -> Config:
 
 
 def check_same_model(state: dict[str, Any], cfg: Config, sections: tuple[str, ...]) -> None:
-    """Refuse to resume a checkpoint whose model or data shape differs from the command's config."""
-    saved = state["config"]
+    """Refuse to resume a checkpoint whose model or data shape differs from the command's config.
+    The saved config is read through the schema first, so a key added to it since (with the
+    default that keeps the old behaviour, e.g. unet.num_classes: 0) does not count as a change."""
+    saved = config_from_dict(state["config"]).to_dict()
     now = cfg.to_dict()
     for section in sections:
         name, _, field = section.partition(".")

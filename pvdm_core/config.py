@@ -46,6 +46,11 @@ class DataConfig:
     synthetic_test: int = 64  # synthetic dataset: number of held-out videos
     synthetic_seed: int = 0  # synthetic dataset: seed of video 0 (video i uses seed + i)
     num_workers: int = 0  # DataLoader worker processes
+    # Class labels for a class-conditional model (unet.num_classes): the folder of each video
+    # (UCF-101: its 101 official classes), or on the synthetic set the kind of its shape, each
+    # video then holding one shape so that a viewer can check its class. A diffusion setting: the
+    # autoencoder's own value is not adopted.
+    class_labels: bool = False
 
 
 @dataclass
@@ -112,6 +117,10 @@ class UNetConfig:
     # in the reference: its shared blocks learn that from data, which small, short runs do not
     # (they paint the motion planes' column structure into the content plane).
     plane_embedding: bool = False
+    # Class-conditional model (not in the reference): a learned label embedding added to the time
+    # embedding, plus a null label for classifier-free guidance. 0 = unconditional (the paper);
+    # else the number of classes of the data (data.class_labels), checked at training start.
+    num_classes: int = 0
 
 
 @dataclass
@@ -129,6 +138,10 @@ class DiffusionConfig:
     # Who shares one draw of "conditioned or not": each example (pvdm: a batch mixes both, lower
     # gradient variance) or the whole batch (the release: one Bernoulli(lambda) per iteration).
     cond_draw: CondDraw = "example"
+    # Class-conditional models: share of training examples whose label is replaced by the null
+    # label, so that one model learns the unconditional branch classifier-free guidance needs
+    # (Ho & Salimans 2022 use 0.1-0.2). Unused when unet.num_classes is 0.
+    label_dropout: float = 0.1
 
 
 @dataclass
@@ -155,6 +168,12 @@ class SampleConfig:
     # seed + i, so it does not depend on the batch) or "release" (one (B, C, h*w + 2*T*w) tensor
     # per step from one generator seeded `seed`, as the release draws it: reproduces its samples).
     noise: NoiseLayout = "per-video"
+    # Classifier-free guidance weight w on the class label (class-conditional models):
+    # out = (1 + w) out(z | y) - w out(z | null); 0 = the plain conditional model.
+    guidance: float = 0.0
+    # The same on the previous clip for clip k > 1 and `extend` (the release's `w`, 0 as it ships):
+    # out = (1 + w) out(z | prev) - w out(z | 0).
+    cond_guidance: float = 0.0
 
 
 @dataclass

@@ -41,25 +41,27 @@ def _font(size: int) -> ImageFont.ImageFont:
 
 
 def render_contact_sheet(rows: list[SheetRow], title: str, subtitle: str = "", every: int = 2,
-                         scale: int = 3) -> Image.Image:
+                         scale: int = 3, columns: list[str] | None = None) -> Image.Image:
     """Frames 0, every, 2*every, ... of each row, nearest-neighbour upscaled by `scale`; the title
-    and a smaller subtitle line on top."""
+    and a smaller subtitle line on top; `columns` names the columns (default t=0, t=every, ...),
+    e.g. when a row's "frames" are one frame of each of several videos."""
     if not rows:
         raise ValueError("a contact sheet needs at least one row")
     h, w = rows[0].frames.shape[1:3]
     cell_w, cell_h = w * scale + GAP, h * scale
-    columns = max(-(-len(r.frames) // every) for r in rows)
+    n_columns = max(-(-len(r.frames) // every) for r in rows)
+    headers = columns or [f"t={c * every}" for c in range(n_columns)]
     title_font, label_font, small_font = _font(18), _font(14), _font(12)
     top = 34 + (18 if subtitle else 0) + 18  # title, subtitle, then the frame-number header
     row_h = cell_h + MARK + 6
     height = top + sum(row_h + (GROUP_GAP if r.new_group else 0) for r in rows) + 6
-    sheet = Image.new("RGB", (LABEL_WIDTH + columns * cell_w + 6, height), BACKGROUND)
+    sheet = Image.new("RGB", (LABEL_WIDTH + n_columns * cell_w + 6, height), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
     draw.text((8, 8), title, fill=INK, font=title_font)
     if subtitle:
         draw.text((8, 32), subtitle, fill=MUTED, font=label_font)
-    for c in range(columns):
-        draw.text((LABEL_WIDTH + c * cell_w + 2, top - 16), f"t={c * every}", fill=MUTED, font=small_font)
+    for c, header in enumerate(headers[:n_columns]):
+        draw.text((LABEL_WIDTH + c * cell_w + 2, top - 16), header, fill=MUTED, font=small_font)
 
     y = top
     for row in rows:
@@ -81,9 +83,9 @@ def render_contact_sheet(rows: list[SheetRow], title: str, subtitle: str = "", e
 
 
 def write_contact_sheet(path: str | Path, rows: list[SheetRow], title: str, subtitle: str = "", every: int = 2,
-                        scale: int = 3) -> Path:
+                        scale: int = 3, columns: list[str] | None = None) -> Path:
     """Render and write the PNG atomically; returns its path."""
-    image = render_contact_sheet(rows, title, subtitle, every, scale)
+    image = render_contact_sheet(rows, title, subtitle, every, scale, columns)
     with atomic_path(path) as tmp:
         image.save(tmp, format="PNG", optimize=True)
     return Path(path)

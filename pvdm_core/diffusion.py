@@ -132,6 +132,13 @@ def draw_cond_mask(batch: int, cond_prob: float, generator: torch.Generator | No
     return (draws < cond_prob).expand(batch).to(device)
 
 
+def draw_label_drop(batch: int, dropout: float, generator: torch.Generator | None = None) -> Tensor:
+    """(B,) bool: True with probability `dropout` -> that example trains the null label, the
+    unconditional branch of classifier-free guidance (Ho & Salimans 2022, Algorithm 1)."""
+    gdev = generator.device if generator is not None else "cpu"
+    return torch.rand((batch,), generator=generator, device=gdev) < dropout
+
+
 def diffusion_loss(
     model: Callable[..., Planes],
     z_next: Planes,
@@ -141,6 +148,7 @@ def diffusion_loss(
     cond_mask: Tensor | None,
     schedule: NoiseSchedule,
     prediction: Prediction = "eps",
+    label: Tensor | None = None,
 ) -> Tensor:
     """PVDM's joint objective for clips of any length (Yu et al. 2023, Sec. 3.3):
 
@@ -150,7 +158,8 @@ def diffusion_loss(
     cond_mask[b] (drawn with probability lambda), and on zeros elsewhere. `model(x, t, cond)`
     predicts eps (or v = sqrt(alpha_bar) eps - sqrt(1 - alpha_bar) z2_0 with prediction="v");
     `z_prev=None` or `cond_mask=None` means no example is conditioned. The squared error is
-    averaged over every latent number of the three planes (DDPM eq. 14, "L_simple").
+    averaged over every latent number of the three planes (DDPM eq. 14, "L_simple"). A
+    class-conditional model also gets `label` (B,), -1 where label dropout chose the null label.
     """
     # 1. diffuse the clean latents of the clip to predict: z2_t ~ q(z2_t | z2_0)
     x_t = q_sample(z_next, t, noise, schedule)
@@ -165,4 +174,5 @@ def diffusion_loss(
     if prediction not in PREDICTIONS:
         raise BadInputError(f"unknown diffusion.prediction {prediction!r}: choose one of {', '.join(PREDICTIONS)}")
     target = noise if prediction == "eps" else v_target(z_next, t, noise, schedule)
-    return plane_mse(model(x_t, t, cond), target)
+    out = model(x_t, t, cond) if label is None else model(x_t, t, cond, label)
+    return plane_mse(out, target)

@@ -2,14 +2,16 @@
 
 A latents file (.npz) holds, for N clips: z_s (N, C, h, w), z_h (N, C, T, w), z_w (N, C, T, h)
 (float16 by default), `source` (N,) the video path, `start` (N,) the clip's first frame, and
-scalars `ae_hash` (identity of the AE weights), `frames`, `frame_stride`, `resolution`.
+scalars `ae_hash` (identity of the AE weights), `frames`, `frame_stride`, `resolution`;
+with class labels (`pvdm encode --class-labels`) also `label` (N,) int64 and `class_names` (K,),
+the index map of the whole input set (data/labels.py).
 A folder of latents is shards `latents-00000.npz`, ... of the same form.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,7 @@ import torch
 
 from pvdm_core.atomic import atomic_path
 from pvdm_core.artifacts import LoadedAE
+from pvdm_core.data.labels import label_indices
 from pvdm_core.device import DeviceChoice, autocast
 from pvdm_core.errors import BadInputError
 from pvdm_core.models.autoencoder import Latents
@@ -70,9 +73,13 @@ def expand_inputs(inputs: list[str], read_stdin: Callable[[], list[str]]) -> lis
     return out
 
 
-def _save_shard(path: Path, planes: list[Latents], sources: list[str], starts: list[int], meta: dict, dtype: str) -> None:
+def _save_shard(path: Path, planes: list[Latents], sources: list[str], starts: list[int], meta: dict, dtype: str,
+                class_names: list[str] | None) -> None:
     z = Latents.cat(planes)
     arrays = {name: getattr(z, name).cpu().numpy().astype(dtype) for name in Latents._fields}
+    if class_names is not None:
+        labels = label_indices(sources, class_names)[0]
+        arrays.update(label=np.array(labels, dtype=np.int64), class_names=np.array(class_names))
     with atomic_path(path) as tmp:
         np.savez(tmp, **arrays, source=np.array(sources), start=np.array(starts, dtype=np.int64),
                  **{k: np.array(v) for k, v in meta.items()})
@@ -82,10 +89,12 @@ def _save_shard(path: Path, planes: list[Latents], sources: list[str], starts: l
 def encode_videos(ae: LoadedAE, videos: list[Path], out: Path, device: DeviceChoice, clips: str = "all",
                   stride: int | None = None, batch_size: int = 16, dtype: str = "float16",
                   reconstruct: Path | None = None, strict: bool = False,
-                  on_clip: Callable[[], None] | None = None, shard_prefix: str = "latents-") -> dict:
+                  on_clip: Callable[[], None] | None = None, shard_prefix: str = "latents-",
+                  class_names: list[str] | None = None) -> dict:
     """Encode every selected clip; write one .npz (out ends in .npz) or shards in a folder.
 
-    Under torchrun each process passes its share of `videos` and its own `shard_prefix`.
+    Under torchrun each process passes its share of `videos` and its own `shard_prefix`;
+    `class_names` (the index map of all videos, data/labels.py) stores each clip's label.
     """
     if dtype not in ("float16", "float32"):
         raise BadInputError(f"--dtype must be float16 or float32, not {dtype!r}")
@@ -121,7 +130,7 @@ def encode_videos(ae: LoadedAE, videos: list[Path], out: Path, device: DeviceCho
         if not shard:
             return
         path = out if single else out / f"{shard_prefix}{len(written):05d}.npz"
-        _save_shard(path, shard, sources, starts, meta, dtype)
+        _save_shard(path, shard, sources, starts, meta, dtype, class_names)
         written.append(str(path))
         shard.clear(), sources.clear(), starts.clear()
 
@@ -141,7 +150,8 @@ def encode_videos(ae: LoadedAE, videos: list[Path], out: Path, device: DeviceCho
     shapes = ae.model.latent_shapes()
     return {"output": str(out), "files": written, "clips": total, "videos": len(videos) - len(skipped),
             "skipped_videos": len(skipped), "skipped": skipped, "ae_hash": ae.ae_hash,
-            "latent_shapes": {k: list(v) for k, v in shapes.items()}, "dtype": dtype}
+            "latent_shapes": {k: list(v) for k, v in shapes.items()}, "dtype": dtype,
+            **({"class_names": class_names} if class_names is not None else {})}
 
 
 @dataclass
@@ -154,6 +164,8 @@ class LatentSet:
     ae_hash: str
     frames: int
     frame_stride: int
+    label: np.ndarray | None = None  # (N,) class index per clip; None: written without class labels
+    class_names: list[str] = field(default_factory=list)  # label index -> name
 
     def __len__(self) -> int:
         return len(self.source)
@@ -170,21 +182,26 @@ def load_latents(path: str | Path, expect_ae_hash: str | None = None) -> LatentS
     files = sorted(path.glob("latents-*.npz")) if path.is_dir() else [path]
     if not files or not files[0].is_file():
         raise BadInputError(f"no latents found at {path} (write them with `pvdm encode`)")
-    parts, sources, starts, meta = [], [], [], None
+    parts, sources, starts, labels, meta = [], [], [], [], None
     for f in files:
         try:
             with np.load(f, allow_pickle=False) as data:
                 m = {k: data[k].item() for k in ("ae_hash", "frames", "frame_stride")}
+                m["class_names"] = data["class_names"].tolist() if "class_names" in data else None
                 parts.append(Latents(*(torch.from_numpy(data[k].astype(np.float32)) for k in Latents._fields)))
                 sources.append(data["source"])
                 starts.append(data["start"])
+                labels.append(data["label"] if "label" in data else None)
         except (OSError, KeyError, ValueError) as e:
             raise BadInputError(f"{f} is not a pvdm latents file ({e})") from None
         if meta is not None and m != meta:
+            if m["class_names"] != meta["class_names"]:
+                raise BadInputError(f"{f} holds other class labels than {files[0]} (encode them together)")
             raise BadInputError(f"{f} was written by another autoencoder than {files[0]}")
         meta = m
     if expect_ae_hash is not None and meta["ae_hash"] != expect_ae_hash:
         raise BadInputError(f"latents at {path} come from another autoencoder (ae_hash {meta['ae_hash']}, "
                             f"expected {expect_ae_hash}); re-encode them with this --ae")
+    label = np.concatenate(labels) if meta["class_names"] is not None else None
     return LatentSet(Latents.cat(parts), np.concatenate(sources), np.concatenate(starts), str(meta["ae_hash"]),
-                     int(meta["frames"]), int(meta["frame_stride"]))
+                     int(meta["frames"]), int(meta["frame_stride"]), label, meta["class_names"] or [])

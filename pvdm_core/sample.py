@@ -4,7 +4,10 @@ Clip 1 is sampled unconditionally (or, for `extend`, conditioned on the input's 
 clip k > 1 is conditioned on the clean latents of clip k-1, obtained as the reference does:
 decode it, re-encode its frames. Video i uses seed S + i and its own generator, so a video
 does not depend on the batch size or the number of processes. Frames are handed to the
-writers clip by clip as uint8: a long video never sits in memory as floats.
+writers clip by clip as uint8: a long video never sits in memory as floats. A
+class-conditional model samples video i of class classes[i % len(classes)] (the null label
+without --class); `guided` adds classifier-free guidance on the class (`sample.guidance`) and on
+the previous clip (`sample.cond_guidance`, the release's `w`) to every sampler's network call.
 """
 
 from __future__ import annotations
@@ -31,6 +34,41 @@ def _noise(shapes: dict[str, tuple[int, ...]], generators: list[torch.Generator]
     return Latents.cat([r.map(lambda z: z[None]) for r in rows]).to(device)
 
 
+def resolve_classes(model: LoadedDiffusion, names: list[str] | None, opts: SampleConfig,
+                    most: int | None = None) -> list[int] | None:
+    """--class values (names, case-insensitive, or indices; "a,b" counts as two) -> label indices,
+    None without --class; refuses unknown ones listing the valid ones, more than `most`, and
+    class options on a model without classes."""
+    valid = model.class_names
+    names = [n.strip() for item in names or [] for n in item.split(",") if n.strip()]
+    if most is not None and len(names) > most:
+        raise BadInputError(f"give at most {most} --class here, not {len(names)}")
+    if names and not valid:
+        raise BadInputError(f"{model.path} is not class-conditional (trained without unet.num_classes): drop --class")
+    if opts.guidance and not names:
+        raise BadInputError("--guidance steers towards a class: give one with --class"
+                            + (f" ({', '.join(valid)})" if valid else " (and a class-conditional model)"))
+    lower = {v.lower(): i for i, v in enumerate(valid)}
+    out = []
+    for name in names:
+        if name.lower() in lower:
+            out.append(lower[name.lower()])
+        elif name.isdigit() and int(name) < len(valid):
+            out.append(int(name))
+        else:
+            raise BadInputError(f"unknown class {name!r}: choose one of {', '.join(valid)} (or 0..{len(valid) - 1})")
+    return out or None
+
+
+def class_report(model: LoadedDiffusion, classes: list[int] | None, indices: list[int], opts: SampleConfig) -> dict:
+    """The guidance weights and, for a class-conditional model, the class of each video written
+    (None: the null label, no --class), for --json."""
+    out: dict = {"guidance": opts.guidance, "cond_guidance": opts.cond_guidance}
+    if model.class_names:
+        out["classes"] = [model.class_names[classes[i % len(classes)]] if classes else None for i in indices]
+    return out
+
+
 def noise_source(seeds: list[int], layout: str) -> list[torch.Generator] | FlatNoise:
     """Per-video generators seeded seeds[i], or (layout "release") one FlatNoise generator seeded
     seeds[0] for the whole batch, as the release draws from one global generator."""
@@ -39,10 +77,45 @@ def noise_source(seeds: list[int], layout: str) -> list[torch.Generator] | FlatN
     return [torch.Generator().manual_seed(s) for s in seeds]
 
 
+def guided(unet: Callable[..., tuple[torch.Tensor, ...]], x: Latents, t: torch.Tensor, cond: Latents | None,
+           label: torch.Tensor | None, w_label: float = 0.0, w_cond: float = 0.0) -> Latents:
+    """The network output with classifier-free guidance (Ho & Salimans 2022, eq. 6) on the class
+    label and on the previous clip, every branch in one batched forward:
+
+        out = out(z | prev, y) + w_label (out(z | prev, y) - out(z | prev, null))
+                               + w_cond  (out(z | prev, y) - out(z | 0, y))
+
+    w_cond alone is the release's (1 + w) eps(z | prev) - w eps(z | 0) (its `w`, 0 in its
+    configs). A branch exists only where it differs: no label branch without a label, no
+    condition branch without a previous clip, so w = 0 is one plain forward. Guidance is linear
+    with weights summing to 1, so guiding v equals guiding the eps derived from it.
+    """
+    branches = [(cond, label)]  # 1. the conditional branch, then each unconditional one
+    if w_label and label is not None:
+        branches.append((cond, torch.full_like(label, -1)))  # -1: the null label
+    if w_cond and cond is not None:
+        branches.append((None, label))
+    if len(branches) == 1:
+        return Latents(*unet(x, t, cond, label))
+    # 2. one forward over the branches stacked on the batch axis (zeros = no previous clip)
+    n, batch = len(branches), x.batch_size
+    conds = None if cond is None else Latents.cat([c if c is not None else cond.map(torch.zeros_like) for c, _ in branches])
+    labels = None if label is None else torch.cat([lab for _, lab in branches])
+    out = Latents(*unet(Latents.cat([x] * n), t.repeat(n), conds, labels))
+    parts = [out.take(slice(k * batch, (k + 1) * batch)) for k in range(n)]  # each (B, ...) per plane
+    # 3. full = f + w (f - u) per unconditional branch u, all against the conditional f
+    full, weights = parts[0], [w for w, on in ((w_label, label is not None), (w_cond, cond is not None)) if w and on]
+    for w, u in zip(weights, parts[1:]):
+        full = Latents(*(a + w * (f - b) for a, f, b in zip(full, parts[0], u)))
+    return full
+
+
 @torch.no_grad()
 def sample_clip(model: LoadedDiffusion, cond: Latents | None, noise: list[torch.Generator] | FlatNoise,
-                opts: SampleConfig, device: DeviceChoice, batch: int | None = None) -> Latents:
-    """Latents of one clip per video, conditioned on `cond` (None = unconditional); AE units in and out."""
+                opts: SampleConfig, device: DeviceChoice, batch: int | None = None,
+                label: torch.Tensor | None = None) -> Latents:
+    """Latents of one clip per video, conditioned on `cond` (None = unconditional) and on class
+    `label` (B,) (None = the null label); AE units in and out."""
     shapes = model.ae.model.latent_shapes()
     if isinstance(noise, FlatNoise):
         zeros = Latents(*(torch.zeros((batch, *shapes[k]), device=device.device) for k in Latents._fields))
@@ -52,9 +125,11 @@ def sample_clip(model: LoadedDiffusion, cond: Latents | None, noise: list[torch.
     inv_std = tuple(1.0 / s for s in model.latent_std)
     cond = Latents(*scale_planes(cond, inv_std)) if cond is not None else None
 
+    label = label.to(device.device) if label is not None else None
+
     def model_fn(x: Latents, t: torch.Tensor) -> Latents:
         with autocast(device):
-            out = Latents(*model.unet(x, t, cond)).float()
+            out = guided(model.unet, x, t, cond, label, opts.guidance, opts.cond_guidance).float()
         return Latents(*eps_from_v(out, x, t, model.schedule)) if model.cfg.diffusion.prediction == "v" else out
 
     # a list of generators: the sampler draws batch row b's noise from generators[b] alone
@@ -77,12 +152,15 @@ def encode(model: LoadedDiffusion, video: torch.Tensor, device: DeviceChoice) ->
 
 
 def generate(model: LoadedDiffusion, writers: list[VideoWriter], seeds: list[int], frames: int, opts: SampleConfig,
-             device: DeviceChoice, cond: Latents | None = None, on_clip: Callable[[], None] | None = None) -> None:
-    """Sample len(seeds) videos of `frames` frames together, streaming each clip to its writer."""
+             device: DeviceChoice, cond: Latents | None = None, on_clip: Callable[[], None] | None = None,
+             labels: list[int] | None = None) -> None:
+    """Sample len(seeds) videos of `frames` frames together (video i of class labels[i]),
+    streaming each clip to its writer."""
     t = model.cfg.data.frames
     noise = noise_source(seeds, opts.noise)
+    label = torch.tensor(labels, dtype=torch.long) if labels is not None else None
     for k in range(math.ceil(frames / t)):
-        z = sample_clip(model, cond, noise, opts, device, batch=len(seeds))
+        z = sample_clip(model, cond, noise, opts, device, batch=len(seeds), label=label)
         video = decode(model, z, device)
         keep = min(t, frames - k * t)  # the last clip is trimmed to the frames asked for
         for writer, clip in zip(writers, video):
@@ -108,8 +186,10 @@ def output_paths(output: Path, num: int, fmt: str | None) -> list[Path]:
 
 def sample_videos(model: LoadedDiffusion, output: Path, num: int, frames: int, seed: int, opts: SampleConfig,
                   device: DeviceChoice, batch_size: int = 8, fmt: str | None = None, fps: float = 8.0,
-                  indices: list[int] | None = None, on_clip: Callable[[], None] | None = None) -> list[Path]:
-    """Write videos `indices` (default all of range(num)); video i uses seed + i."""
+                  indices: list[int] | None = None, on_clip: Callable[[], None] | None = None,
+                  classes: list[int] | None = None) -> list[Path]:
+    """Write videos `indices` (default all of range(num)); video i uses seed + i and, for a
+    class-conditional model, class classes[i % len(classes)] (None: the null label)."""
     if frames < 1 or num < 1:
         raise BadInputError("--frames and --num must be at least 1")
     paths = output_paths(output, num, fmt)
@@ -119,7 +199,8 @@ def sample_videos(model: LoadedDiffusion, output: Path, num: int, frames: int, s
         chunk = indices[b : b + batch_size]
         writers = [VideoWriter(paths[i], fps, fmt) for i in chunk]
         try:
-            generate(model, writers, [seed + i for i in chunk], frames, opts, device, on_clip=on_clip)
+            labels = [classes[i % len(classes)] for i in chunk] if classes else None
+            generate(model, writers, [seed + i for i in chunk], frames, opts, device, on_clip=on_clip, labels=labels)
         except BaseException:
             for w in writers:
                 w.abort()
@@ -130,8 +211,8 @@ def sample_videos(model: LoadedDiffusion, output: Path, num: int, frames: int, s
 
 def extend_video(model: LoadedDiffusion, input_path: Path, output: Path, frames: int, seed: int,
                  opts: SampleConfig, device: DeviceChoice, only_new: bool = False, fmt: str | None = None,
-                 fps: float = 8.0, on_clip: Callable[[], None] | None = None) -> Path:
-    """Continue a real video: condition on its last T frames, write input + F new frames."""
+                 fps: float = 8.0, on_clip: Callable[[], None] | None = None, label: int | None = None) -> Path:
+    """Continue a real video: condition on its last T frames (and class `label`), write input + F new frames."""
     d = model.cfg.data
     video = read_video(input_path, step=d.frame_stride)
     if len(video) < d.frames:
@@ -142,6 +223,7 @@ def extend_video(model: LoadedDiffusion, input_path: Path, output: Path, frames:
         if not only_new:
             for frame in video:
                 writer.append(frame)
-        generate(model, [writer], [seed], frames, opts, device, cond=cond, on_clip=on_clip)
+        generate(model, [writer], [seed], frames, opts, device, cond=cond, on_clip=on_clip,
+                 labels=[label] if label is not None else None)
     return writer.path
 

@@ -125,6 +125,6 @@ def build_dataset(cfg: DataConfig, split: str = "train", frames: int | None = No
     if cfg.dataset == "synthetic":
         count = cfg.synthetic_train if split == "train" else cfg.synthetic_test
         first = cfg.synthetic_seed + (0 if split == "train" else SYNTHETIC_TEST_OFFSET)
-        return SyntheticVideoDataset(count, first, frames, cfg.resolution)
+        return SyntheticVideoDataset(count, first, frames, cfg.resolution, single_shape=cfg.class_labels)
     return VideoClipDataset(video_paths(cfg, split), frames, cfg.frame_stride, cfg.resolution,
                             random_clip=split == "train", seed=seed, strict=strict)

@@ -1,7 +1,8 @@
 """The embedded dataset: moving, rotating shapes over moving backgrounds.
 
 Video i is a pure function of (seed, i, frames, resolution): no download, identical on every
-machine, any resolution and length. Each video has 1-2 shapes (disc, square, triangle) that
+machine, any resolution and length. Each video has 1-2 shapes (disc, square, triangle; exactly
+one, 1.5x larger, in the class-labelled set, `data.class_labels: true`, whose label is its kind) that
 bounce off the borders while rotating, over a background of a static colour gradient and one
 set of soft colour stripes drifting along its own axis (vertical stripes move left or right,
 horizontal ones up or down), so both content (colours, shapes) and motion (velocities, spin,
@@ -28,6 +29,9 @@ from torch.utils.data import Dataset
 
 SHAPES = ("disc", "square", "triangle")
 EDGE_PX = 1.5  # width of a shape's anti-aliased edge, in pixels
+# The class-labelled set's one shape is this much larger (radius 24-39% of the frame): the
+# small autoencoders decode a default-sized shape at 32 px as a blob whose kind no one can tell.
+SINGLE_SHAPE_SCALE = 1.5
 
 
 def _shape_mask(kind: str, dx: torch.Tensor, dy: torch.Tensor, radius: float, angle: torch.Tensor) -> torch.Tensor:
@@ -57,8 +61,9 @@ def _background(rand: Callable[..., torch.Tensor], t: torch.Tensor, x: torch.Ten
     return video + 0.08 * torch.sin(phase)[..., None] * (rand(3) * 2 - 1)
 
 
-def synthetic_video(seed: int, frames: int, resolution: int) -> torch.Tensor:
-    """One video as float (3, T, R, R) in [-1, 1], deterministic in its arguments."""
+def _render(seed: int, frames: int, resolution: int, single_shape: bool) -> tuple[torch.Tensor, list[str]]:
+    """(video (3, T, R, R) in [-1, 1], the kinds of its shapes in drawing order). The draws do not
+    depend on frames or resolution, so the kinds of any size of video `seed` are the same."""
     g = torch.Generator().manual_seed(seed)
 
     def rand(*shape: int) -> torch.Tensor:
@@ -69,10 +74,15 @@ def synthetic_video(seed: int, frames: int, resolution: int) -> torch.Tensor:
     y, x = torch.meshgrid(torch.arange(r, dtype=torch.float64) + 0.5, torch.arange(r, dtype=torch.float64) + 0.5, indexing="ij")
     video = _background(rand, t, x, y)
 
-    # shapes: position bounces off the borders (triangle wave), angle grows linearly
-    for _ in range(1 + int(rand(1) * 2)):
+    # shapes: position bounces off the borders (triangle wave), angle grows linearly. A
+    # single-shape video draws the shape count too and keeps only the first shape, enlarged: the
+    # same draws as the default video, so the first shape's kind is its label either way.
+    count = 1 + int(rand(1) * 2)
+    kinds = []
+    for _ in range(1 if single_shape else count):
         kind = SHAPES[int(rand(1) * len(SHAPES))]
-        radius = float(r * (0.16 + rand(1) * 0.1))
+        kinds.append(kind)
+        radius = float(r * (0.16 + rand(1) * 0.1)) * (SINGLE_SHAPE_SCALE if single_shape else 1.0)
         color = rand(3)
         lo, span = radius, r - 2 * radius
         pos0, vel = rand(2) * span, (rand(2) - 0.5) * r * 0.1  # up to 1.6 px a frame at 32 px
@@ -83,35 +93,50 @@ def synthetic_video(seed: int, frames: int, resolution: int) -> torch.Tensor:
         video = video * (1 - mask) + color * mask
 
     video = video.clamp(0, 1).permute(3, 0, 1, 2)  # (3, T, R, R)
-    return (video * 2 - 1).float()
+    return (video * 2 - 1).float(), kinds
+
+
+def synthetic_video(seed: int, frames: int, resolution: int, single_shape: bool = False) -> torch.Tensor:
+    """One video as float (3, T, R, R) in [-1, 1], deterministic in its arguments; 1-2 shapes, or
+    only the first of them, enlarged, with `single_shape` (the class-labelled set)."""
+    return _render(seed, frames, resolution, single_shape)[0]
+
+
+def synthetic_main_shape(seed: int) -> str:
+    """The class of video `seed`: the kind of its first shape (its only one in the single-shape,
+    class-labelled set). A 1-frame 4x4 render replays the same draws, at no cost."""
+    return _render(seed, 1, 4, single_shape=True)[1][0]
 
 
 class SyntheticVideoDataset(Dataset):
     """`count` videos with seeds first_seed, first_seed + 1, ... (the split is the seed range)."""
 
-    def __init__(self, count: int, first_seed: int, frames: int, resolution: int):
+    def __init__(self, count: int, first_seed: int, frames: int, resolution: int, single_shape: bool = False):
         self.count, self.first_seed, self.frames, self.resolution = count, first_seed, frames, resolution
+        self.single_shape = single_shape
 
     def __len__(self) -> int:
         return self.count
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        return synthetic_video(self.first_seed + i, self.frames, self.resolution)
+        return synthetic_video(self.first_seed + i, self.frames, self.resolution, self.single_shape)
 
     def name(self, i: int) -> str:
         return f"synthetic/{self.first_seed + i:08d}"
 
 
 def write_synthetic_videos(out_dir: Path, num: int, frames: int, resolution: int, first_seed: int,
-                           fmt: str = "mp4", fps: float = 8.0, on_video: Callable[[], None] | None = None) -> list[Path]:
-    """Write `num` synthetic videos as files (a ready `real/` folder for every command)."""
+                           fmt: str = "mp4", fps: float = 8.0, on_video: Callable[[], None] | None = None,
+                           single_shape: bool = False) -> list[Path]:
+    """Write `num` synthetic videos as files (a ready `real/` folder for every command); the file
+    name `synthetic_<seed>` keeps the seed, from which the class label follows."""
     from pvdm_core.video_io import to_uint8, write_video
 
     out_dir.mkdir(parents=True, exist_ok=True)
     suffix = "" if fmt == "frames" else f".{fmt}"
     paths = []
     for i in range(num):
-        video = to_uint8(synthetic_video(first_seed + i, frames, resolution))
+        video = to_uint8(synthetic_video(first_seed + i, frames, resolution, single_shape))
         paths.append(write_video(out_dir / f"synthetic_{first_seed + i:08d}{suffix}", video, fps=fps, fmt=fmt))
         if on_video:
             on_video()

@@ -12,7 +12,10 @@ z_w (B, C, T, h) "motion". The network follows the public release's layout:
 - the previous clip's clean latents are concatenated on channels with the noisy ones
   (C + C input channels); `cond=None` means zeros (unconditional);
 - optionally (`plane_embedding`, not in the reference) a learned vector per plane is added to
-  the time embedding, ADM's class-embedding mechanism with the plane as the class.
+  the time embedding, ADM's class-embedding mechanism with the plane as the class;
+- optionally (`num_classes` > 0, not in the reference) a learned class-label embedding is added
+  to the time embedding (ADM's way), with one extra "null" label that classifier-free guidance
+  trains by label dropout and samples as the unconditional branch.
 
 Parameters: 528.3M at the reference config (base 256, mult [1, 2, 4, 4], 2 res blocks,
 attention levels [0, 1, 2], 8 heads), 132.2M at base 128; the joint-attention layers are
@@ -149,8 +152,9 @@ def _joint_attention(attn: Attention, groups: list[Tensor], batch: int) -> list[
 class TriplaneUNet(nn.Module):
     """Denoising UNet over three latent planes, optionally conditioned on a previous clip.
 
-    forward(x, t, cond) with x = (z_s, z_h, z_w) noisy planes, t (B,) timesteps (a scalar is
-    broadcast) and cond the previous clip's clean planes or None (= zeros); returns one output
+    forward(x, t, cond, label) with x = (z_s, z_h, z_w) noisy planes, t (B,) timesteps (a scalar
+    is broadcast), cond the previous clip's clean planes or None (= zeros) and label (B,) class
+    indices, -1 or None for the null label (class-conditional models only); returns one output
     per plane (epsilon, or v under `diffusion.prediction: v`), in x's container type (a
     NamedTuple stays that NamedTuple, anything else becomes a tuple).
     """
@@ -178,6 +182,7 @@ class TriplaneUNet(nn.Module):
 
         self.time_embed = nn.Sequential(nn.Linear(base, emb_ch), nn.SiLU(), nn.Linear(emb_ch, emb_ch))
         self.plane_embed = nn.Embedding(3, emb_ch) if cfg.plane_embedding else None
+        self.label_embed = nn.Embedding(cfg.num_classes + 1, emb_ch) if cfg.num_classes > 0 else None
         self.conv_in = nn.Conv2d(2 * latent_channels, base, 3, padding=1)
 
         # Encoder: num_res_blocks blocks per level, then a down-sampling ResBlock (not after the
@@ -243,13 +248,24 @@ class TriplaneUNet(nn.Module):
         if t.ndim != 1 or t.shape[0] != batch:
             raise BadInputError(f"t must have shape ({batch},), got {tuple(t.shape)}")
 
+    def _labels(self, label: Tensor | None, batch: int, device: torch.device) -> Tensor:
+        """(B,) embedding rows: label None, or -1 in a row, is the null label (index num_classes)."""
+        null = self.cfg.num_classes
+        if label is None:
+            return torch.full((batch,), null, dtype=torch.long, device=device)
+        label = torch.as_tensor(label, device=device).long()
+        if label.shape != (batch,) or bool((label >= null).any()):
+            raise BadInputError(f"labels must be ({batch},) in -1..{null - 1}, got {label.tolist()}")
+        return torch.where(label < 0, null, label)
+
     # -- forward ----------------------------------------------------------------------------
     def _run(self, fn, *args):
         if self.grad_checkpoint and torch.is_grad_enabled():
             return checkpoint(fn, *args, use_reentrant=False)
         return fn(*args)
 
-    def forward(self, x: Sequence[Tensor], t: Tensor, cond: Sequence[Tensor] | None = None):
+    def forward(self, x: Sequence[Tensor], t: Tensor, cond: Sequence[Tensor] | None = None,
+                label: Tensor | None = None):
         t = torch.as_tensor(t, device=x[0].device)
         if t.ndim == 0:  # one timestep for the whole batch
             t = t.expand(x[0].shape[0])
@@ -268,6 +284,10 @@ class TriplaneUNet(nn.Module):
         groups = [torch.cat([h_planes[i] for i in idx], dim=0) for idx in order]
 
         emb = self.time_embed(timestep_embedding(t, self.cfg.base_channels).to(x[0].dtype))  # (B, E)
+        if self.label_embed is not None:
+            emb = emb + self.label_embed(self._labels(label, batch, t.device)).to(emb.dtype)  # (B, E)
+        elif label is not None and bool((label >= 0).any()):
+            raise BadInputError("this model has no class labels (unet.num_classes is 0); sample without --class")
         plane_embs = [emb + self.plane_embed.weight[i] if self.plane_embed is not None else emb for i in range(3)]
         embs = [torch.cat([plane_embs[i] for i in idx]) for idx in order]  # (k*B, E) per group
         n_groups = len(groups)
