@@ -272,8 +272,11 @@ def main() -> None:
         *lines, "",
         "Contact sheets: `benchmarks/classes_sheet.png` (class x guidance), `benchmarks/boundary_sheet.png` "
         "(two clips per cond-guidance weight).", "",
-        "Time per command (latest of each): " + "; ".join(
-            f"`{c['command'].split(' --')[0]}` {c['seconds']:.0f} s" for c in {c["command"]: c for c in commands}.values()) + ".",
+        "Time per command, summed over all invocations on this --out (runs resumed, and samples and FVD of "
+        "checkpoints a resumed run superseded, included): " + "; ".join(
+            f"`pvdm {name}` {sum(c['seconds'] for c in commands if c['command'].split()[1] == name) / 60:.1f} min "
+            f"({sum(c['command'].split()[1] == name for c in commands)} runs)"
+            for name in dict.fromkeys(c["command"].split()[1] for c in commands)) + f"; the judge {j['seconds']:.0f} s.",
         "",
     ]
     replace_section(RESULTS, SECTION, "\n".join(text) + "\n")
