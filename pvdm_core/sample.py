@@ -60,12 +60,17 @@ def resolve_classes(model: LoadedDiffusion, names: list[str] | None, opts: Sampl
     return out or None
 
 
+def video_class(classes: list[int], i: int) -> int:
+    """The label of video i: --class values are cycled over the videos."""
+    return classes[i % len(classes)]
+
+
 def class_report(model: LoadedDiffusion, classes: list[int] | None, indices: list[int], opts: SampleConfig) -> dict:
     """The guidance weights and, for a class-conditional model, the class of each video written
     (None: the null label, no --class), for --json."""
     out: dict = {"guidance": opts.guidance, "cond_guidance": opts.cond_guidance}
     if model.class_names:
-        out["classes"] = [model.class_names[classes[i % len(classes)]] if classes else None for i in indices]
+        out["classes"] = [model.class_names[video_class(classes, i)] if classes else None for i in indices]
     return out
 
 
@@ -90,11 +95,13 @@ def guided(unet: Callable[..., tuple[torch.Tensor, ...]], x: Latents, t: torch.T
     condition branch without a previous clip, so w = 0 is one plain forward. Guidance is linear
     with weights summing to 1, so guiding v equals guiding the eps derived from it.
     """
-    branches = [(cond, label)]  # 1. the conditional branch, then each unconditional one
+    branches, weights = [(cond, label)], []  # 1. the conditional branch, then each unconditional one
     if w_label and label is not None:
         branches.append((cond, torch.full_like(label, -1)))  # -1: the null label
+        weights.append(w_label)
     if w_cond and cond is not None:
         branches.append((None, label))
+        weights.append(w_cond)
     if len(branches) == 1:
         return Latents(*unet(x, t, cond, label))
     # 2. one forward over the branches stacked on the batch axis (zeros = no previous clip)
@@ -104,7 +111,7 @@ def guided(unet: Callable[..., tuple[torch.Tensor, ...]], x: Latents, t: torch.T
     out = Latents(*unet(Latents.cat([x] * n), t.repeat(n), conds, labels))
     parts = [out.take(slice(k * batch, (k + 1) * batch)) for k in range(n)]  # each (B, ...) per plane
     # 3. full = f + w (f - u) per unconditional branch u, all against the conditional f
-    full, weights = parts[0], [w for w, on in ((w_label, label is not None), (w_cond, cond is not None)) if w and on]
+    full = parts[0]
     for w, u in zip(weights, parts[1:]):
         full = Latents(*(a + w * (f - b) for a, f, b in zip(full, parts[0], u)))
     return full
@@ -199,7 +206,7 @@ def sample_videos(model: LoadedDiffusion, output: Path, num: int, frames: int, s
         chunk = indices[b : b + batch_size]
         writers = [VideoWriter(paths[i], fps, fmt) for i in chunk]
         try:
-            labels = [classes[i % len(classes)] for i in chunk] if classes else None
+            labels = [video_class(classes, i) for i in chunk] if classes else None
             generate(model, writers, [seed + i for i in chunk], frames, opts, device, on_clip=on_clip, labels=labels)
         except BaseException:
             for w in writers:
