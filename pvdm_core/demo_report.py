@@ -37,14 +37,14 @@ def sheet_rows(run: DemoRun) -> list[SheetRow]:
         rows.append(SheetRow(f"AE reconstruction {i + 1}\nheld-out PSNR {rec['psnr']:.1f} dB\n(mean of {rec['clips']} clips)", read_video(recon)))
     generated = sorted(run.path("generated").glob("*.mp4"))[:SHEET_GENERATED]
     for i, path in enumerate(generated):
-        rows.append(SheetRow(f"Generated {i + 1}\n16 frames from noise\nseed {run.opts.seed + i}", read_video(path), new_group=i == 0))
-    for i, path in enumerate(sorted(run.path("long").glob("*.mp4"))[:1]):
+        rows.append(SheetRow(f"Generated {i + 1}\n{frames} frames from noise\nseed {run.opts.seed + i}", read_video(path), new_group=i == 0))
+    for path in sorted(run.path("long").glob("*.mp4"))[:1]:
         rows.append(SheetRow("Generated, 32 frames\nclip 2 (orange) continues\nclip 1, both generated",
                              read_video(path), generated_from=frames, new_group=True))
-    for i, path in enumerate(sorted(run.path("extended").glob("*.mp4"))[:1]):
+    for path in sorted(run.path("extended").glob("*.mp4"))[:1]:
         truth = run.path("real-32") / path.name
         rows.append(SheetRow("Held-out real, 32 frames\nthe true continuation", read_video(truth), new_group=True))
-        rows.append(SheetRow("Extended real\nreal frames 0-15, then\n16 generated (orange)", read_video(path), generated_from=frames))
+        rows.append(SheetRow(f"Extended real\nreal frames 0-{frames - 1}, then\n{frames} generated (orange)", read_video(path), generated_from=frames))
     untrained = sorted(run.path("untrained").glob("*.mp4"))[:1]
     for path in untrained:
         rows.append(SheetRow("Untrained model\nstep-0 UNet, same AE:\nthe FVD ceiling", read_video(path), new_group=True))
@@ -54,12 +54,12 @@ def sheet_rows(run: DemoRun) -> list[SheetRow]:
 def write_demo_sheet(run: DemoRun) -> Path:
     fvd, rec = run.state.result("fvd"), run.state.result("reconstruct")
     ae, dm = run.state.result("train-ae"), run.state.result("train-diffusion")
-    minutes = sum(run.state.data["seconds"].values()) / 60
+    minutes, px = sum(run.state.data["seconds"].values()) / 60, run.cfg.data.resolution
     title = (f"pvdm demo: held-out AE PSNR {rec['psnr']:.1f} dB, SSIM {rec['ssim']:.2f}; FVD{fvd['frames']} generated "
              f"{fvd['generated']:.0f}, AE floor {fvd['reconstruction']:.0f}, untrained {fvd['untrained']:.0f} "
              f"({fvd['num_videos']} videos a side)")
     subtitle = (f"Autoencoder {ae['step']} steps, diffusion {dm['step']} steps, {minutes:.1f} min on "
-                f"{run.opts.device.device.type}. Every 2nd frame, 32x32 px shown at 3x. Orange underline: frames "
+                f"{run.opts.device.device.type}. Every 2nd frame, {px}x{px} px shown at 3x. Orange underline: frames "
                 "generated after, and conditioned on, the frames to their left.")
     return write_contact_sheet(run.path("contact_sheet.png"), sheet_rows(run), title, subtitle)
 
