@@ -187,3 +187,48 @@ def test_parameter_counts_match_reference(base, total, joint):
         m = TriplaneUNet(cfg, latent_channels=4)
     assert abs(count_parameters(m) / total - 1) < 0.03
     assert abs(joint_attention_parameters(m) / joint - 1) < 0.03
+
+
+def _forward_and_grads(m, x, cond, t):
+    m.zero_grad()
+    out = m(x, t, cond)
+    sum((o**2).mean() for o in out).backward()
+    return [o.detach() for o in out], [p.grad.clone() for p in m.parameters()]
+
+
+def test_plane_gemm_equals_per_group_convolution(monkeypatch):
+    """The im2col GEMM over all planes (small planes, CPU) gives oneDNN's per-group convolution's
+    outputs and gradients to float32 round-off; PVDM_PLANE_GEMM=0 is exactly nn.Conv2d."""
+    from pvdm_core.models import unet as unet_mod
+
+    m, x, cond, t = make_unet().train(), planes(), planes(seed=3), torch.tensor([7, 300])
+    pixels = sum(p.shape[2] * p.shape[3] for p in x)
+    assert pixels > unet_mod.PLANE_GEMM_MAX_PIXELS >= pixels // 4  # level 0 per group, level 1 one GEMM
+    monkeypatch.setenv("PVDM_PLANE_GEMM", "0")
+    ref_out, ref_grads = _forward_and_grads(m, x, cond, t)
+    monkeypatch.setenv("PVDM_PLANE_GEMM", "1")
+    out, grads = _forward_and_grads(m, x, cond, t)
+    def rel_err(a, b):  # the largest difference relative to the tensor's scale
+        return float((a - b).abs().max() / b.abs().max())
+
+    assert max(rel_err(a, b) for a, b in zip(out, ref_out)) < 1e-5
+    assert any(not torch.equal(a, b) for a, b in zip(out, ref_out))  # a different kernel really ran
+    scale = max(float(g.abs().max()) for g in ref_grads)  # biases before a GroupNorm get only round-off
+    for a, b in zip(grads, ref_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6 * scale)
+
+
+def test_conv_groups_falls_back_above_the_threshold():
+    from pvdm_core.models.unet import PLANE_GEMM_MAX_PIXELS, conv_groups
+
+    conv = nn.Conv2d(8, 16, 3, padding=1)
+    side = int(PLANE_GEMM_MAX_PIXELS**0.5) + 1  # one plane alone is over the threshold
+    groups = [torch.randn(2, 8, side, side), torch.randn(4, 8, side, 4)]
+    with torch.no_grad():
+        for got, g in zip(conv_groups(conv, groups), groups):
+            assert torch.equal(got, conv(g))
+        small = [torch.randn(2, 8, 4, 4), torch.randn(4, 8, 2, 4), torch.randn(1, 8, 1, 1)]
+        for got, g in zip(conv_groups(conv, small), small):
+            torch.testing.assert_close(got, conv(g), rtol=1e-5, atol=1e-6)
+            assert got.is_contiguous()
+

@@ -11,6 +11,9 @@ z_w (B, C, T, h) "motion". The network follows the public release's layout:
   tokens of all three planes concatenated, so content and motion planes exchange information;
 - the previous clip's clean latents are concatenated on channels with the noisy ones
   (C + C input channels); `cond=None` means zeros (unconditional);
+- on CPU, a convolution over small planes (at most `PLANE_GEMM_MAX_PIXELS` pixels per example
+  over the three planes) runs as one im2col GEMM over all planes (`conv_groups`); the same sums
+  in another order, float32 round-off apart; `PVDM_PLANE_GEMM=0` turns it off;
 - optionally (`plane_embedding`, not in the reference) a learned vector per plane is added to
   the time embedding, ADM's class-embedding mechanism with the plane as the class;
 - optionally (`num_classes` > 0, not in the reference) a learned class-label embedding is added
@@ -25,6 +28,7 @@ attention levels [0, 1, 2], 8 heads), 132.2M at base 128; the joint-attention la
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 
 import torch
@@ -37,6 +41,14 @@ from pvdm_core.config import UNetConfig
 from pvdm_core.errors import BadInputError
 
 GROUPS = 32  # GroupNorm groups, as in ADM/LDM
+
+# oneDNN's CPU convolution runs far below the matmul rate on small planes (1024 channels at 8x8
+# and below: 9-22 GFLOP/s where 32x32 reaches 37; benchmarks/RESULTS.md, "Where a step's time
+# goes"). Up to this many pixels per example over the planes, a convolution runs as one im2col
+# GEMM over the pixels of all plane groups, which also reads its weights once instead of once
+# per group. The threshold counts pixels per example, not per batch, so the kernel that runs does
+# not depend on the batch size (guided sampling doubles it).
+PLANE_GEMM_MAX_PIXELS = 256
 
 
 def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
@@ -56,6 +68,23 @@ def _zero(module: nn.Module) -> nn.Module:
     for p in module.parameters():
         nn.init.zeros_(p)
     return module
+
+
+def plane_gemm_enabled() -> bool:
+    return os.environ.get("PVDM_PLANE_GEMM", "1") != "0"
+
+
+def conv_groups(conv: nn.Conv2d, groups: list[Tensor]) -> list[Tensor]:
+    """`conv` (stride 1) applied to each (N, C, H, W) group: one im2col GEMM over all groups' pixels
+    on CPU when an example's planes hold at most PLANE_GEMM_MAX_PIXELS pixels, else per group."""
+    pixels = sum(g.shape[2] * g.shape[3] for g in groups)
+    if groups[0].device.type != "cpu" or pixels > PLANE_GEMM_MAX_PIXELS or not plane_gemm_enabled():
+        return [conv(g) for g in groups]
+    cols = [rearrange(F.unfold(g, conv.kernel_size, padding=conv.padding), "n ckk l -> ckk (n l)") for g in groups]
+    out = torch.addmm(conv.bias[:, None], conv.weight.flatten(1), torch.cat(cols, dim=1))  # (C_out, sum N*H*W)
+    sizes = [c.shape[1] for c in cols]
+    return [rearrange(o, "c (n h w) -> n c h w", n=g.shape[0], h=g.shape[2]).contiguous()
+            for o, g in zip(out.split(sizes, dim=1), groups)]
 
 
 class ResBlock(nn.Module):
@@ -84,15 +113,17 @@ class ResBlock(nn.Module):
             return F.interpolate(x, scale_factor=2.0, mode="nearest")
         return x
 
-    def forward(self, x: Tensor, emb: Tensor) -> Tensor:
-        h = F.silu(self.in_norm(x))
-        h = self.in_conv(self._resample(h))
-        x = self._resample(x)
-        e = self.emb_proj(F.silu(emb)).to(h.dtype)  # (k*B, 2C): one row per plane of the group
-        scale, shift = e[:, :, None, None].chunk(2, dim=1)
-        h = self.out_norm(h) * (1 + scale) + shift
-        h = self.out_conv(self.dropout(F.silu(h)))
-        return self.skip(x) + h
+    def forward(self, xs: list[Tensor], embs: list[Tensor]) -> list[Tensor]:
+        """xs: the plane groups (k*B, C, H, W), embs their (k*B, E) embeddings."""
+        hs = conv_groups(self.in_conv, [self._resample(F.silu(self.in_norm(x))) for x in xs])
+        xs = [self._resample(x) for x in xs]
+        for i, (h, emb) in enumerate(zip(hs, embs)):
+            e = self.emb_proj(F.silu(emb)).to(h.dtype)  # (k*B, 2C): one row per plane of the group
+            scale, shift = e[:, :, None, None].chunk(2, dim=1)
+            hs[i] = self.dropout(F.silu(self.out_norm(h) * (1 + scale) + shift))
+        hs = conv_groups(self.out_conv, hs)
+        skips = xs if isinstance(self.skip, nn.Identity) else conv_groups(self.skip, xs)
+        return [s + h for s, h in zip(skips, hs)]
 
 
 class Attention(nn.Module):
@@ -114,22 +145,19 @@ class Attention(nn.Module):
 
 
 class Block(nn.Module):
-    """One UNet block run on a (k*B, C, H, W) batch of same-shaped planes: layers in order."""
+    """One UNet block run on the plane groups, each a (k*B, C, H, W) batch of same-shaped planes."""
 
     def __init__(self, *layers: nn.Module):
         super().__init__()
         self.layers = nn.ModuleList(layers)
 
-    def forward(self, x: Tensor, emb: Tensor) -> Tensor:
+    def forward(self, xs: list[Tensor], embs: list[Tensor]) -> list[Tensor]:
         for layer in self.layers:
             if isinstance(layer, ResBlock):
-                x = layer(x, emb)
-            elif isinstance(layer, Attention):  # per-plane attention over its H*W tokens
-                n, c, hh, ww = x.shape
-                x = layer(x.reshape(n, c, hh * ww)).reshape(n, c, hh, ww)
-            else:
-                x = layer(x)
-        return x
+                xs = layer(xs, embs)
+            else:  # per-plane attention over each plane's H*W tokens
+                xs = [layer(x.flatten(2)).view_as(x) for x in xs]
+        return xs
 
 
 # A "grouped" activation: planes with the same spatial shape stacked on the batch axis.
@@ -294,11 +322,11 @@ class TriplaneUNet(nn.Module):
 
         def block_fn(block, joint):
             def fn(*args):  # the group embeddings, then the group activations
-                gs = [block(g, e) for g, e in zip(args[n_groups:], args[:n_groups])]
-                return tuple(_joint_attention(joint, gs, batch)) if joint is not None else tuple(gs)
+                gs = block(list(args[n_groups:]), list(args[:n_groups]))
+                return tuple(_joint_attention(joint, gs, batch))
             return fn
 
-        groups = [self.conv_in(g) for g in groups]
+        groups = conv_groups(self.conv_in, groups)
         skips = [groups]
         for block, joint in zip(self.down_blocks, self.down_joint):
             groups = list(self._run(block_fn(block, joint), *embs, *groups))
@@ -307,7 +335,8 @@ class TriplaneUNet(nn.Module):
         for block, joint in zip(self.up_blocks, self.up_joint):
             groups = [torch.cat([g, s], dim=1) for g, s in zip(groups, skips.pop())]
             groups = list(self._run(block_fn(block, joint), *embs, *groups))
-        groups = [self.out(g) for g in groups]
+        norm, act, conv_out = self.out
+        groups = conv_groups(conv_out, [act(norm(g)) for g in groups])
 
         out: list[Tensor | None] = [None, None, None]
         for idx, g in zip(order, groups):
