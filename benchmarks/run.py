@@ -1,4 +1,4 @@
-"""Speed and memory of every pvdm stage, side by side with the public release's measured costs.
+"""Speed and memory of every pvdm stage (side by side with the release: vs_release.py --speed).
 
     python benchmarks/run.py [--device auto|cpu|cuda] [--quick] [--only NAME,...] [--list]
 
@@ -452,7 +452,7 @@ def bench_fvd(ctx: Ctx) -> dict:
 
 
 def _gb(b: int | None) -> str:
-    """Decimal GB, the unit of the release figures in spec §5."""
+    """Decimal GB (10^9 bytes), the unit of spec §5."""
     return "–" if b is None or b < 0 else f"{b / 1e9:.2f} GB"
 
 
@@ -476,22 +476,8 @@ class Row:
     title: str
     run: Callable[[Ctx], dict]
     show: Callable[[dict], tuple[str, str, str, str]]  # -> (setting, time, CPU time, memory)
-    release: str = ""  # the public release's figure (spec §5 / paper), "" when none
     quick: bool = False
     gpu_only: bool = False
-    vs: Callable[[dict], str] | None = None  # ours / release, CPU runs only (the release figures are CPU)
-
-
-def _x(ours: float, ref: float) -> str:
-    return f"{ours / ref:.2f}×"
-
-
-def _vs_train(ref_s: float, ref_gb: float) -> Callable[[dict], str]:
-    return lambda r: f"fwd+bwd time {_x(r['fwd_bwd_s'], ref_s)}, memory {_x(r['peak_fwd_bwd'] / 1e9, ref_gb)}"
-
-
-def _vs_ae(ref_s: float, ref_gb: float) -> Callable[[dict], str]:
-    return lambda r: f"time {_x(r['seconds'], ref_s)}, memory {_x(r['peak'] / 1e9, ref_gb)}"
 
 
 def _show_train(r):
@@ -531,51 +517,35 @@ def _show_max_batch(r):
             f"max batch {r['max_batch']}{capped}; step {_s(r['step_s'])}", "–", _gb(r["peak"]))
 
 
-def _sample_row(name: str, sampler: str, steps: int, label: str, release: str, ref_s: float | None) -> Row:
+def _sample_row(name: str, sampler: str, steps: int, label: str) -> Row:
     def run(ctx: Ctx) -> dict:
         return bench_sample(ctx, sampler, steps, measure_steps=None if ctx.cuda else 3)
-    vs = (lambda r: f"time {_x(r['seconds'], ref_s)} (unconditional)") if ref_s else None
-    return Row(name, f"Sample 16×256², PVDM-L, {label}", run, _show_sample, release, vs=vs)
+    return Row(name, f"Sample 16×256², PVDM-L, {label}", run, _show_sample)
 
 
 ROWS: list[Row] = [
     Row("ae_tiny", "AE training step, tiny", lambda c: bench_ae_train(c, "tiny"), _show_train, quick=True),
-    Row("ae_ref16", "AE training step, reference", lambda c: bench_ae_train(c, "sky256"), _show_train,
-        "fwd+bwd: out of memory (> 23 GiB)", vs=lambda r: "release: out of memory; ours runs"),
+    Row("ae_ref16", "AE training step, reference", lambda c: bench_ae_train(c, "sky256"), _show_train),
     Row("ae_ref16_ckpt", "AE training step, reference, grad checkpoint",
-        lambda c: bench_ae_train(c, "sky256", grad_checkpoint=True), _show_train, "fwd+bwd: out of memory (> 23 GiB)",
-        vs=lambda r: "release: out of memory; ours runs"),
-    Row("ae_ref8", "AE training step, 8 frames", lambda c: bench_ae_train(c, "sky256", frames=8), _show_train,
-        "fwd+bwd 30.7 s, 16.9 GB", vs=_vs_train(30.7, 16.9)),
+        lambda c: bench_ae_train(c, "sky256", grad_checkpoint=True), _show_train),
+    Row("ae_ref8", "AE training step, 8 frames", lambda c: bench_ae_train(c, "sky256", frames=8), _show_train),
     Row("unet_tiny", "UNet training step, tiny", lambda c: bench_unet_train(c, "tiny"), _show_train, quick=True),
-    Row("unet_s", "UNet training step, PVDM-S (base 128)", lambda c: bench_unet_train(c, "S"), _show_train,
-        "fwd+bwd 4.2 s, 2.0 GB", vs=_vs_train(4.2, 2.0)),
-    Row("unet_l", "UNet training step, PVDM-L (base 256)", lambda c: bench_unet_train(c, "L"), _show_train,
-        "fwd+bwd 11.6 s, 5.3 GB", vs=_vs_train(11.6, 5.3)),
+    Row("unet_s", "UNet training step, PVDM-S (base 128)", lambda c: bench_unet_train(c, "S"), _show_train),
+    Row("unet_l", "UNet training step, PVDM-L (base 256)", lambda c: bench_unet_train(c, "L"), _show_train),
     Row("unet_l_maxbatch", "PVDM-L largest batch in 24 GiB", lambda c: bench_unet_max_batch(c, False),
-        _show_max_batch, "batch 7 per 24 GB RTX 3090 Ti (paper; the release recomputes attention in backward)",
-        gpu_only=True),
+        _show_max_batch, gpu_only=True),
     Row("unet_l_maxbatch_ckpt", "PVDM-L largest batch in 24 GiB, grad checkpoint",
-        lambda c: bench_unet_max_batch(c, True), _show_max_batch,
-        "batch 7 per 24 GB RTX 3090 Ti (paper; the release recomputes attention in backward)",
-        gpu_only=True),
-    Row("unet_l_step", "PVDM-L sampling step (one UNet evaluation)", bench_unet_infer, _show_unet_infer,
-        "unconditional 2.5 s; conditional 4.5 s (two forwards)",
-        vs=lambda r: f"unconditional {_x(r['uncond_s'], 2.5)}; conditional {_x(r['cond_s'], 4.5)}"),
-    _sample_row("sample_ddim", "ddim", 100, "DDIM 100 steps",
-                "≈ 261 s uncond. / 461 s cond. (100 × 2.5 or 4.5 s + 11.3 s decode); paper: ≈ 20 s, ≈ 5 GB on a 3090 Ti",
-                261.3),
-    _sample_row("sample_ddpm", "ddpm", 1000, "DDPM 1000 steps", "≈ 2511 s uncond. (1000 × 2.5 s + 11.3 s decode)", 2511.3),
-    _sample_row("sample_dpm", "dpm", 20, "DPM-Solver++(2M) 20 steps", "no such sampler", None),
+        lambda c: bench_unet_max_batch(c, True), _show_max_batch, gpu_only=True),
+    Row("unet_l_step", "PVDM-L sampling step (one UNet evaluation)", bench_unet_infer, _show_unet_infer),
+    _sample_row("sample_ddim", "ddim", 100, "DDIM 100 steps"),
+    _sample_row("sample_ddpm", "ddpm", 1000, "DDPM 1000 steps"),
+    _sample_row("sample_dpm", "dpm", 20, "DPM-Solver++(2M) 20 steps"),
     Row("sample_tiny", "Sample, tiny, DDIM 100 steps",
         lambda c: bench_sample(c, "ddim", 100, size="tiny"), _show_sample, quick=True),
     Row("encode_tiny", "AE encode, tiny", lambda c: bench_autoencode(c, "tiny", "encode"), _show_ae, quick=True),
-    Row("encode_ref", "AE encode, reference", lambda c: bench_autoencode(c, "sky256", "encode"), _show_ae,
-        "13.3 s, 2.0 GB (0.075 clips/s)", vs=_vs_ae(13.3, 2.0)),
-    Row("decode_ref", "AE decode, reference", lambda c: bench_autoencode(c, "sky256", "decode"), _show_ae,
-        "11.3 s, 1.9 GB", vs=_vs_ae(11.3, 1.9)),
-    Row("fvd", "FVD features (I3D)", bench_fvd, _show_fvd, "≈ 0.6 s per clip on 2 CPU cores (≈ 1.7 videos/s)",
-        vs=lambda r: f"time per clip {_x(1 / r['videos_per_s'], 0.6)}"),
+    Row("encode_ref", "AE encode, reference", lambda c: bench_autoencode(c, "sky256", "encode"), _show_ae),
+    Row("decode_ref", "AE decode, reference", lambda c: bench_autoencode(c, "sky256", "decode"), _show_ae),
+    Row("fvd", "FVD features (I3D)", bench_fvd, _show_fvd),
 ]
 BY_NAME = {r.name: r for r in ROWS}
 
@@ -678,20 +648,18 @@ def spawn_row(name: str, device_arg: str, mem_limit: int, timeout: float, thread
 
 
 def format_row(row: Row, res: dict, device: str) -> dict:
-    out = {"name": row.name, "title": row.title, "release": row.release or "–", "load": res.get("load", "?"), "vs": "–"}
+    out = {"name": row.name, "title": row.title, "load": res.get("load", "?")}
     if "skip" in res:
         out.update(setting="", time=res["skip"], cpu="–", memory="–")
     elif "error" in res:
         out.update(setting="", time=f"failed: {res['error']}", cpu="–", memory="–")
     else:
         out["setting"], out["time"], out["cpu"], out["memory"] = row.show(res)
-        if row.vs is not None and device == "cpu":
-            out["vs"] = row.vs(res)
     return out
 
 
 COLUMNS = {"title": "Row", "setting": "Setting", "time": "Time (wall)", "cpu": "CPU time", "memory": "Peak memory",
-           "release": "Public release", "vs": "Ours ÷ release (wall)", "load": "Load"}
+           "load": "Load"}
 
 
 def print_table(lines: list[dict], title: str) -> None:
@@ -727,13 +695,13 @@ def speed_section(lines: list[dict], info: dict, command: str, load_before: str,
           "machine inflates far less than wall time; peak memory in GB (10^9 bytes, as in spec §5) = rise "
           "of peak RSS (ru_maxrss) above the process's RSS after imports on CPU, "
           "torch.cuda.max_memory_allocated on CUDA. CPU rows: fp32, batch 1. Training step = forward + "
-          "backward + AdamW step; the release figures are forward + backward only, so they are compared with "
-          "the fwd+bwd numbers in brackets, whose peak is taken before AdamW allocates its state. "
+          "backward + AdamW step, with forward + backward alone in brackets (its peak taken before AdamW "
+          "allocates its state). "
           "No EMA update, no LPIPS in the AE loss (L1 only). Sampling on CPU is extrapolated from 3 real "
           "sampler steps plus one measured AE decode.",
-          "- Public release: spec §5 (2 CPU cores, fp32, batch 1, torch 2.13) and the paper's efficiency "
-          "figures (one 24 GB RTX 3090 Ti); \"Ours ÷ release\" divides wall times (below 1 = faster) and "
-          "peaks, for CPU runs only.", "",
+          "- The release is compared in the same run, on the same machine, only in \"Speed: pvdm vs the "
+          "release, side by side\" (`vs_release.py --speed`); figures from another day or machine are no "
+          "comparison.", "",
           "| " + " | ".join(COLUMNS.values()) + " |",
           "|" + "---|" * len(COLUMNS)]
     esc = lambda s: str(s).replace("|", "\\|")
@@ -750,12 +718,12 @@ def _caveat(info: dict, loads: list[str], device: str) -> list[str]:
                   default=0.0)
     parts = []
     if info.get("threads") == 1:
-        parts.append("each row used 1 torch thread (the release figures used 2 cores)")
+        parts.append("each row used 1 torch thread")
     if busiest > (info.get("cores") or 1):
         parts.append(f"other jobs kept the load average up to {busiest:.1f} on {info.get('cores')} cores")
     if not parts:
         return []
-    return [f"- **Caveat**: {'; '.join(parts)}. Wall times, and the ratios to the release, are therefore "
+    return [f"- **Caveat**: {'; '.join(parts)}. Wall times are therefore "
             "pessimistic (one thread instead of two can double a time, and sharing the cores adds more); "
             "the CPU-time column is the steadier figure. Memory is unaffected."]
 

@@ -2,6 +2,7 @@
 
     python benchmarks/vs_release.py --release PATH [--threads 2] [--repeats 3] [--ddim-steps 4]
                                     [--no-write] [--write-test-data]
+    python benchmarks/vs_release.py --release PATH --speed [--threads 2] [--rounds 2] [--only ROW,ROW]
 
 PATH is a checkout of github sihyun-yu/PVDM (commit 793172f); its modules are imported from
 there, none of its code is copied here. Modules the release imports but the compared code never
@@ -14,6 +15,10 @@ it saves the models the way the release saves them (`torch.save(module.state_dic
 (eta 1, x0 clamped) with the release's noise layout (`--set sample.noise=release`). The same
 workloads are timed release / pvdm interleaved (`--repeats` rounds), so the ratio is a same-run
 figure; the pvdm column also gives the share of the machine's measured fp32 matmul rate.
+
+`--speed` times training steps, a sampling step and the AE at full size, release and pvdm in
+alternating fresh processes, with peak memory and the share of the matmul rate each reaches
+(benchmarks/release_speed.py); it writes the section "## Speed: pvdm vs the release, side by side".
 
 `--write-test-data` (re)writes tests/data/release_manifest.json (keys, shapes, derived buffers of
 each release model) and tests/data/release_golden.pt (release outputs of small models on
@@ -48,6 +53,7 @@ FULL_UNET = {"image_size": 32, "in_channels": 4, "out_channels": 4, "model_chann
              "attention_resolutions": [4, 2, 1], "num_res_blocks": 2, "channel_mult": [1, 2, 4, 4], "num_heads": 8,
              "use_scale_shift_norm": True, "resblock_updown": True, "cond_model": True}
 SECTION = "## Same weights, same outputs: pvdm vs the release"
+SPEED_SECTION = "## Speed: pvdm vs the release, side by side"
 
 
 # --- the release's code, imported from its checkout ----------------------------------------
@@ -263,7 +269,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--ddim-steps", type=int, default=4)
-    ap.add_argument("--only", default="", help="comma-separated parts of row names (e.g. UNet,DDIM); implies --no-write")
+    ap.add_argument("--only", default="", help="comma-separated parts of row names (e.g. UNet,DDIM; with --speed "
+                    "row keys, e.g. unet_l_step,ae_encode); implies --no-write")
+    ap.add_argument("--speed", action="store_true", help="side-by-side speed and memory rows (fresh processes)")
+    ap.add_argument("--rounds", type=int, default=2, help="--speed: alternating release/pvdm rounds per row")
     ap.add_argument("--no-write", action="store_true", help="print the table, leave RESULTS.md alone")
     ap.add_argument("--write-test-data", action="store_true", help="rewrite tests/data manifest and goldens")
     args = ap.parse_args()
@@ -273,6 +282,19 @@ def main() -> None:
     rel = import_release(args.release.resolve())
     if args.write_test_data:
         write_test_data(rel)
+        return
+    if args.speed:
+        import release_speed
+
+        rows = [r.strip() for r in args.only.split(",") if r.strip()] or list(release_speed.ROWS)
+        unknown = sorted(set(rows) - set(release_speed.ROWS))
+        if unknown:
+            sys.exit(f"unknown --only rows {unknown}; rows: {', '.join(release_speed.ROWS)}")
+        results = release_speed.measure(args.release.resolve(), rows, args.rounds, args.threads)
+        text = release_speed.table(results, args.threads, args.rounds, SPEED_SECTION)
+        print(text)
+        if not (args.no_write or args.only):
+            replace_section(HERE / "RESULTS.md", SPEED_SECTION, text)
         return
     text = table(compare(rel, args.repeats, args.ddim_steps, args.only), args.threads, args.repeats)
     print(text)
