@@ -12,7 +12,7 @@ error column is max |out - baseline| / max |baseline| over the three planes:
 - bf16 autocast: matmuls and convolutions in bfloat16 (fast only on CPUs with bf16 units);
 - torch.compile (inductor), with --compile: its compile time is reported too (minutes on CPU).
 
-Writes "## Speed levers" in RESULTS.md.
+Writes "## Speed levers, PVDM-L" (or PVDM-S) in RESULTS.md.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ sys.path.insert(0, str(HERE))
 from release_speed import _has_bf16_units, pvdm_model  # noqa: E402
 from reporting import load_avg, matmul_gflops, replace_section  # noqa: E402
 
-SECTION = "## Speed levers"
+SECTION = "## Speed levers, {model}"
 
 
 def variants(base: int, with_compile: bool) -> tuple[dict[str, Callable[[], tuple]], dict[str, float]]:
@@ -97,7 +97,7 @@ def main() -> None:
             times[name].append(time.perf_counter() - t0)
     base_s = statistics.median(times[baseline])
     model = "PVDM-L (528M)" if args.base == 256 else "PVDM-S (132M)"
-    lines = [SECTION, "",
+    lines = [SECTION.format(model=model.split()[0]), "",
              f"`python benchmarks/levers.py --threads {args.threads} --repeats {args.repeats} --base {args.base}"
              f"{' --compile' if args.compile else ''}` ({time.strftime('%Y-%m-%d')}, torch {torch.__version__}, "
              f"{args.threads} torch threads, {model} conditioned sampling step, batch 1, fp32 unless stated; "
@@ -111,7 +111,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     if not args.no_write:
-        replace_section(HERE / "RESULTS.md", SECTION, text)
+        replace_section(HERE / "RESULTS.md", lines[0], text)
 
 
 if __name__ == "__main__":

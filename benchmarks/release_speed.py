@@ -11,6 +11,8 @@ gradients count, the Python/torch runtime does not. Random weights on both sides
 not depend on their values). Useful work = pvdm's FLOPs (torch's FlopCounterMode, counted on the
 meta device), the same for both sides; "share" = that work per second over the machine's dense
 matmul rate measured in the same run (2048^2 fp32, and bf16 where the CPU has bf16 units).
+"floor" = that work at the fp32 matmul rate: no fp32 implementation of the same math beats it
+by much, so floor ÷ release is about the best ratio to the release this machine allows.
 """
 
 from __future__ import annotations
@@ -200,19 +202,20 @@ def table(results: list[dict], threads: int, rounds: int, heading: str) -> str:
              f"alternating, {rounds} rounds; times are medians, peaks the largest. Matmul rate measured in the same run: "
              f"{rate_text}" + ("" if "bf16" in rates else " (no bf16 units on this CPU)") + ".",
              "", "| work | release | pvdm | pvdm ÷ release (time) | peak memory release / pvdm (GB) | pvdm ÷ release (memory) "
-             "| useful GFLOP | share of fp32 matmul rate, release / pvdm |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| useful GFLOP | share of fp32 matmul rate, release / pvdm | floor (s) | floor ÷ release |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for e in results:
         rel, mine = e["release"], e["pvdm"]
         if not (rel["seconds"] and mine["seconds"]):
             lines.append(f"| {e['name']} | {rel['seconds'] or rel['errors']} | {mine['seconds'] or mine['errors']} "
-                         f"| – | – | – | {e['gflop']:.0f} | – |")
+                         f"| – | – | – | {e['gflop']:.0f} | – | {e['gflop'] / rates['fp32']:.2f} | – |")
             continue
         share = [e["gflop"] / s / rates["fp32"] for s in (rel["seconds"], mine["seconds"])]
+        floor = e["gflop"] / rates["fp32"]
         lines.append(f"| {e['name']} | {rel['seconds']:.2f} s | {mine['seconds']:.2f} s | "
                      f"**{mine['seconds'] / rel['seconds']:.2f}** | {rel['peak_gb']:.2f} / {mine['peak_gb']:.2f} | "
                      f"{mine['peak_gb'] / rel['peak_gb']:.2f} | {e['gflop']:.0f} | "
-                     f"{100 * share[0]:.0f}% / {100 * share[1]:.0f}% |")
+                     f"{100 * share[0]:.0f}% / {100 * share[1]:.0f}% | {floor:.2f} | {floor / rel['seconds']:.2f} |")
     return "\n".join(lines) + "\n"
 
 
