@@ -58,7 +58,7 @@ def sample_set(model: Path, out: Path, num: int, seed: int, *extra: str, log: li
     if result.get("model") != str(resolve_checkpoint(model)):
         (out / "fvd.json").unlink(missing_ok=True)
         result = pvdm("sample", "--model", str(model), "--num", str(num), "--seed", str(seed), "--batch-size", "48",
-                      "-o", str(out), "--format", "npz", *extra, log=log)
+                      "--steps", "50", "-o", str(out), "--format", "npz", *extra, log=log)  # as measured
         done.write_text(json.dumps(result))
     return np.stack([np.load(p)["video"] for p in result["videos"]]), result
 
@@ -259,7 +259,7 @@ def main() -> None:
         f"{psnr[-1] if psnr else float('nan'):.2f} dB), then `pvdm train-diffusion --preset tiny "
         f"{' '.join(CLASS_SETS)}` ({dm['step']} steps{'' if dm['complete'] else ', stopped by its time cap'}, "
         f"loss {losses[0] if losses else float('nan'):.3f} at the first log step, {np.mean(losses[-10:]):.3f} "
-        f"over the last 10 logged). Sampling: the preset's DDIM 50 steps, eta 1, EMA weights, "
+        f"over the last 10 logged). Sampling: DDIM 50 steps, eta 1, EMA weights, "
         f"seed {args.seed}; {args.num} videos per weight, classes cycled, the same seeds for every weight.",
         f"- Judge: a 3-layer CNN (benchmarks/shape_classifier.py) trained {j['steps']} steps ({j['seconds']:.0f} s) on "
         f"4 frames each of 4,096 real class-labelled videos (seeds of its own) and of their AE reconstructions; "

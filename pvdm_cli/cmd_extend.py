@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from pvdm_cli.app import app
-from pvdm_cli.options import (ClassOpt, CondGuidanceOpt, DeviceOpt, EmaOpt, EtaOpt, FormatOpt, FpsOpt, GuidanceOpt,
+from pvdm_cli.options import (ClassOpt, CompileOpt, CondGuidanceOpt, DeviceOpt, EmaOpt, EtaOpt, FormatOpt, FpsOpt, GuidanceOpt,
                               JsonOpt, ModelOpt, SampleSetOpt, SampleStepsOpt, SamplerOpt, emit, guarded,
                               sample_config)
 
@@ -23,8 +23,8 @@ def extend(input_video: Annotated[Path, typer.Argument(help="Video file or frame
            sampler: SamplerOpt = None, steps: SampleStepsOpt = None, eta: EtaOpt = None,
            seed: Annotated[int, typer.Option("--seed")] = 0, fmt: FormatOpt = None, fps: FpsOpt = 8.0,
            ema: EmaOpt = True, class_: ClassOpt = None, guidance: GuidanceOpt = None,
-           cond_guidance: CondGuidanceOpt = None, set_: SampleSetOpt = None, device: DeviceOpt = None,
-           as_json: JsonOpt = False) -> None:
+           cond_guidance: CondGuidanceOpt = None, compile_: CompileOpt = False, set_: SampleSetOpt = None,
+           device: DeviceOpt = None, as_json: JsonOpt = False) -> None:
     """Continue a real video: encode its last T frames and generate F new frames after them."""
     from pvdm_core.artifacts import load_diffusion
     from pvdm_core.device import choose_device
@@ -33,7 +33,7 @@ def extend(input_video: Annotated[Path, typer.Argument(help="Video file or frame
 
     choice = choose_device(device)
     loaded = load_diffusion(model, choice.device, ema)
-    opts = sample_config(loaded.cfg, sampler, steps, eta, set_, guidance, cond_guidance)
+    opts = sample_config(loaded.cfg, sampler, steps, eta, set_, guidance, cond_guidance, compile_)
     classes = resolve_classes(loaded, class_, opts, most=1)
     with progress_bar() as bar:
         task = bar.add_task("extend", total=math.ceil(frames / loaded.cfg.data.frames), info="")

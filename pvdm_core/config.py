@@ -162,7 +162,10 @@ class DiffusionTrainConfig:
 @dataclass
 class SampleConfig:
     sampler: Sampler = "ddim"
-    steps: int = 50  # network evaluations (ddpm always uses all timesteps)
+    # Network evaluations (ddpm always uses all timesteps). 20: on the tiny model DDIM eta 1 keeps
+    # its FVD from 10 to 100 steps (benchmarks/RESULTS.md, "Sampler steps against FVD"); the
+    # reference presets set the paper's 100.
+    steps: int = 20
     eta: float = 1.0  # DDIM noise: 1 = the reference's setting, 0 = deterministic
     # Layout of the sampling noise: "per-video" (video i draws from its own generator seeded
     # seed + i, so it does not depend on the batch) or "release" (one (B, C, h*w + 2*T*w) tensor
@@ -174,6 +177,10 @@ class SampleConfig:
     # The same on the previous clip for clip k > 1 and `extend` (the release's `w`, 0 as it ships):
     # out = (1 + w) out(z | prev) - w out(z | 0).
     cond_guidance: float = 0.0
+    # torch.compile (inductor) the UNet before sampling (`--compile`): minutes of compiling up front
+    # (533 s for PVDM-S on one CPU thread), then a faster step (0.93x there; benchmarks/RESULTS.md,
+    # "Speed levers"); worth it for long jobs such as FVD's thousands of videos.
+    compile: bool = False
 
 
 @dataclass

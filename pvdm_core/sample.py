@@ -12,6 +12,7 @@ the previous clip (`sample.cond_guidance`, the release's `w`) to every sampler's
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +27,7 @@ from pvdm_core.errors import BadInputError
 from pvdm_core.models.autoencoder import Latents
 from pvdm_core.planes import FlatNoise, scale_planes
 from pvdm_core.samplers import sample as run_sampler
+from pvdm_core.training import compiled
 from pvdm_core.video_io import VideoWriter, center_crop_resize, read_video, to_float, to_uint8
 
 def _noise(shapes: dict[str, tuple[int, ...]], generators: list[torch.Generator], device: torch.device) -> Latents:
@@ -191,6 +193,11 @@ def output_paths(output: Path, num: int, fmt: str | None) -> list[Path]:
     return [output.with_name(f"{output.stem}_{i:05d}{output.suffix}") for i in range(num)]
 
 
+def for_sampling(model: LoadedDiffusion, opts: SampleConfig) -> LoadedDiffusion:
+    """The model with its UNet compiled (inductor) when opts.compile; the same weights either way."""
+    return dataclasses.replace(model, unet=compiled(model.unet, "inductor")) if opts.compile else model
+
+
 def sample_videos(model: LoadedDiffusion, output: Path, num: int, frames: int, seed: int, opts: SampleConfig,
                   device: DeviceChoice, batch_size: int = 8, fmt: str | None = None, fps: float = 8.0,
                   indices: list[int] | None = None, on_clip: Callable[[], None] | None = None,
@@ -201,6 +208,7 @@ def sample_videos(model: LoadedDiffusion, output: Path, num: int, frames: int, s
         raise BadInputError("--frames and --num must be at least 1")
     paths = output_paths(output, num, fmt)
     indices = list(range(num)) if indices is None else indices
+    model = for_sampling(model, opts)
     written = []
     for b in range(0, len(indices), batch_size):
         chunk = indices[b : b + batch_size]
@@ -226,6 +234,7 @@ def extend_video(model: LoadedDiffusion, input_path: Path, output: Path, frames:
         raise BadInputError(f"{input_path}: too short to extend: needs at least {d.frames} frames, has {len(video)}")
     video = center_crop_resize(video, d.resolution)
     cond = encode(model, to_float(video[-d.frames :])[None], device)
+    model = for_sampling(model, opts)
     with VideoWriter(output, fps, fmt) as writer:
         if not only_new:
             for frame in video:
