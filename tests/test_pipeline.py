@@ -136,8 +136,10 @@ def test_sample_and_extend_compile_flag(cli, dm_run, tmp_path, monkeypatch):
     compiled = cli.json("sample", *args, "--compile", "-o", tmp_path / "compiled.npz")
     assert seen == [("TriplaneUNet", "inductor")] and compiled["compile"] is True
     np.testing.assert_array_equal(np.load(plain["videos"][0])["video"], np.load(compiled["videos"][0])["video"])
-    cli.json("extend", tmp_path / "plain.npz", "--model", dm_run[0], "--frames", 4, "--steps", 2, "--compile",
-             "-o", tmp_path / "ext.npz")
+    video = cli.json("sample", "--model", dm_run[0], "--steps", 2, "-o", tmp_path / "input.mp4")["videos"][0]
+    assert len(seen) == 1
+    cli.json("extend", video, "--model", dm_run[0], "--frames", 4, "--steps", 2, "--compile",
+             "-o", tmp_path / "ext.mp4")
     assert len(seen) == 2
 
 
