@@ -72,8 +72,10 @@ def variants(base: int, with_compile: bool) -> tuple[dict[str, Callable[[], tupl
     return out, setup
 
 
-def rel_err(a: tuple, b: tuple) -> float:
-    return max(float((p - q).abs().max() / q.abs().max()) for p, q in zip(a, b))
+def planes_err(a: tuple, b: tuple) -> float:
+    from vs_release import rel_err
+
+    return max(rel_err(p, q) for p, q in zip(a, b))
 
 
 def main() -> None:
@@ -107,7 +109,7 @@ def main() -> None:
     for name in steps:
         s = statistics.median(times[name])
         once = f"{setup[name]:.0f} s compiling" if name in setup else "–"
-        lines.append(f"| {name} | {s:.2f} | {s / base_s:.2f} | {rel_err(outputs[name], outputs[baseline]):.1e} | {once} |")
+        lines.append(f"| {name} | {s:.2f} | {s / base_s:.2f} | {planes_err(outputs[name], outputs[baseline]):.1e} | {once} |")
     text = "\n".join(lines) + "\n"
     print(text)
     if not args.no_write:

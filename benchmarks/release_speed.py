@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -43,14 +42,6 @@ ROWS = {
 }
 UNET_BASE = {"unet_s": 128, "unet_l": 256}
 AE_FRAMES = {"ae16": 16, "ae8": 8}
-
-
-def rss_gb() -> float:
-    return int(Path("/proc/self/statm").read_text().split()[1]) * resource.getpagesize() / 1e9
-
-
-def peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # Linux reports KiB
 
 
 # --- one side's step -----------------------------------------------------------------------
@@ -128,14 +119,16 @@ def useful_gflop(model: str, mode: str) -> float:
 
 
 def child(release: Path, row: str, side: str, threads: int) -> dict:
+    from reporting import maxrss_bytes, rss_bytes
+
     torch.set_num_threads(threads)
-    base_rss = rss_gb()
+    base_rss = rss_bytes()
     _, model, mode = ROWS[row]
     step = release_step(release, model, mode) if side == "release" else pvdm_step(model, mode)
     step()  # warm-up: oneDNN primitives, allocator
     t0 = time.perf_counter()
     step()
-    return {"seconds": time.perf_counter() - t0, "peak_gb": peak_rss_gb() - base_rss}
+    return {"seconds": time.perf_counter() - t0, "peak_gb": (maxrss_bytes() - base_rss) / 1e9}
 
 
 # --- the parent: interleaved rounds ---------------------------------------------------------

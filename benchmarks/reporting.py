@@ -32,6 +32,19 @@ def load_avg() -> str:
         return "n/a"
 
 
+def rss_bytes() -> int:
+    """This process's resident set now (Linux)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def maxrss_bytes() -> int:
+    """This process's peak resident set so far."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
 def matmul_gflops(n: int = 2048, repeats: int = 5, dtype=None) -> float:
     """The machine's measured dense matmul rate (GFLOP/s, median of `repeats`) at n x n, fp32 by default."""
     import torch

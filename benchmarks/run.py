@@ -26,7 +26,6 @@ import datetime as _dt
 import json
 import os
 import platform
-import resource
 import shlex
 import statistics
 import subprocess
@@ -39,7 +38,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from reporting import replace_section  # noqa: E402
+from reporting import maxrss_bytes, replace_section, rss_bytes  # noqa: E402
 
 RESULTS = HERE / "RESULTS.md"
 SECTION = "## Speed"
@@ -48,15 +47,6 @@ GiB = 1024**3
 # ---------------------------------------------------------------------------------------------
 # 1. Measuring (runs inside the per-row process)
 # ---------------------------------------------------------------------------------------------
-
-
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def _maxrss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
 class Meter:
@@ -71,7 +61,7 @@ class Meter:
             torch.cuda.reset_peak_memory_stats(device)
             self.baseline = torch.cuda.memory_allocated(device)
         else:
-            self.baseline = _rss_bytes()
+            self.baseline = rss_bytes()
 
     def sync(self) -> None:
         if self.cuda:
@@ -85,7 +75,7 @@ class Meter:
         """Peak bytes above the baseline so far."""
         if self.cuda:
             return self.torch.cuda.max_memory_allocated(self.device) - self.baseline
-        return max(0, _maxrss_bytes() - self.baseline)
+        return max(0, maxrss_bytes() - self.baseline)
 
 
 @dataclass
@@ -120,7 +110,7 @@ def memory_guard(limit_bytes: int) -> None:
 
     def watch() -> None:
         while True:
-            rss = _rss_bytes()
+            rss = rss_bytes()
             if rss > limit_bytes:
                 print(json.dumps({"error": f"stopped at {rss / GiB:.1f} GiB resident, over the "
                                            f"{limit_bytes / GiB:.1f} GiB guard (out of memory here)"}), flush=True)

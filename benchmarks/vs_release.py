@@ -279,11 +279,7 @@ def main() -> None:
     if not (args.release / "models" / "autoencoder" / "autoencoder_vit.py").is_file():
         sys.exit(f"{args.release} is not a checkout of the release (no models/autoencoder/autoencoder_vit.py)")
     torch.set_num_threads(args.threads)
-    rel = import_release(args.release.resolve())
-    if args.write_test_data:
-        write_test_data(rel)
-        return
-    if args.speed:
+    if args.speed:  # the measuring processes import the release themselves
         import release_speed
 
         rows = [r.strip() for r in args.only.split(",") if r.strip()] or list(release_speed.ROWS)
@@ -295,6 +291,10 @@ def main() -> None:
         print(text)
         if not (args.no_write or args.only):
             replace_section(HERE / "RESULTS.md", SPEED_SECTION, text)
+        return
+    rel = import_release(args.release.resolve())
+    if args.write_test_data:
+        write_test_data(rel)
         return
     text = table(compare(rel, args.repeats, args.ddim_steps, args.only), args.threads, args.repeats)
     print(text)
