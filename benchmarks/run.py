@@ -38,7 +38,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from reporting import maxrss_bytes, replace_section, rss_bytes  # noqa: E402
+from reporting import cpu_model, load_avg, maxrss_bytes, replace_section, rss_bytes  # noqa: E402
 
 RESULTS = HERE / "RESULTS.md"
 SECTION = "## Speed"
@@ -579,20 +579,12 @@ def run_row(name: str, device_arg: str, mem_limit: int, threads: int = 0) -> dic
 def machine_info(device_arg: str) -> dict:
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     mem = _meminfo()
     gpu = None
     if device_arg != "cpu" and torch.cuda.is_available():
         p = torch.cuda.get_device_properties(0)
         gpu = f"{p.name}, {p.total_memory / GiB:.0f} GiB"
-    return {"cpu": cpu, "cores": os.cpu_count(), "ram_gib": round(mem.get("MemTotal", 0) / GiB, 1),
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "ram_gib": round(mem.get("MemTotal", 0) / GiB, 1),
             "gpu": gpu, "torch": torch.__version__, "python": platform.python_version(),
             "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds")}
 
@@ -608,17 +600,10 @@ def _meminfo() -> dict[str, int]:
     return out
 
 
-def _load() -> str:
-    try:
-        return "/".join(f"{x:.1f}" for x in os.getloadavg())
-    except OSError:
-        return "?"
-
-
 def spawn_row(name: str, device_arg: str, mem_limit: int, timeout: float, threads: int) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--row", name, "--device", device_arg,
            "--mem-limit-gib", f"{mem_limit / GiB:.2f}", "--threads", str(threads)]
-    load = _load()
+    load = load_avg()
     t0 = time.perf_counter()
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
@@ -776,12 +761,12 @@ def main(argv: list[str] | None = None) -> int:
     mem_limit = int((args.mem_limit_gib or max(1.0, _meminfo().get("MemAvailable", 8 * GiB) / GiB - 1.0)) * GiB)
     command = "python benchmarks/run.py" + "".join(f" {shlex.quote(a)}" for a in (argv if argv is not None else sys.argv[1:]))
     print(f"{info['cpu']}, {info['cores']} cores, {info['ram_gib']} GiB RAM, GPU: {info['gpu'] or 'none'}, "
-          f"torch {info['torch']}; load {_load()}; memory guard {mem_limit / GiB:.1f} GiB", flush=True)
-    load_before, t0 = _load(), time.perf_counter()
+          f"torch {info['torch']}; load {load_avg()}; memory guard {mem_limit / GiB:.1f} GiB", flush=True)
+    load_before, t0 = load_avg(), time.perf_counter()
     results, lines = {}, []
     for row in rows:
         if row.gpu_only and device != "cuda":
-            res = {"skip": "not measured (no GPU)", "load": _load()}
+            res = {"skip": "not measured (no GPU)", "load": load_avg()}
         else:
             print(f"[{row.name}] ...", end=" ", flush=True)
             res = spawn_row(row.name, device, mem_limit, args.timeout, args.threads)
@@ -789,7 +774,7 @@ def main(argv: list[str] | None = None) -> int:
         results[row.name] = res
         lines.append(format_row(row, res, device))
     total = time.perf_counter() - t0
-    load_after = _load()
+    load_after = load_avg()
     info["threads"] = next((r["torch_threads"] for r in results.values() if "torch_threads" in r), info["threads"])
     run = {"machine": info, "command": command, "device": device, "load_before": load_before,
            "load_after": load_after, "total_s": total, "rows": results}
