@@ -1,8 +1,8 @@
 """Class-conditional generation and guidance on the synthetic set, measured.
 
-    python benchmarks/classes.py [--out DIR] [--dm-steps 1600] [--num 96] [--long-num 48] [--no-record]
+    python benchmarks/classes.py [--out DIR] [--ae-steps 8000] [--dm-steps 7000] [--num 96] [--long-num 48] [--no-record]
 
-1. `pvdm train-ae --preset demo --steps 1800` (the tiny architecture with the demo's MSE loss
+1. `pvdm train-ae --preset demo --steps 8000` (the tiny architecture with the demo's MSE loss
    and cosine lr: the tiny preset's 500 L1 steps decode the shapes as blobs no one could name)
    and `pvdm train-diffusion --preset tiny` with `unet.num_classes=3, data.class_labels=true,
    diffusion.label_dropout=0.1`, both on the class-labelled synthetic set (one shape a video;
@@ -38,12 +38,14 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from reporting import cpu_model, load_avg, pvdm, read_metrics, replace_section  # noqa: E402
-from shape_classifier import Judge, make_net, to_float_videos, train_judge  # noqa: E402
+from shape_classifier import Judge, make_net, real_videos, through_ae, to_float_videos, train_judge  # noqa: E402
 
 from pvdm_core.artifacts import load_autoencoder  # noqa: E402
 from pvdm_core.checkpoint import resolve_checkpoint  # noqa: E402
 from pvdm_core.contact_sheet import SheetRow, write_contact_sheet  # noqa: E402
-from pvdm_core.data.synthetic import SHAPES  # noqa: E402
+from pvdm_core.data.datasets import SYNTHETIC_TEST_OFFSET  # noqa: E402
+from pvdm_core.data.synthetic import SHAPES, synthetic_main_shape  # noqa: E402
+from pvdm_core.fvd.distance import frechet_distance  # noqa: E402
 
 SECTION = "## Class-conditional generation"
 CLASS_SETS = ["--set", "unet.num_classes=3", "--set", "data.class_labels=true", "--set", "diffusion.label_dropout=0.1"]
@@ -73,6 +75,47 @@ def fvd32(real_dir: Path, stats: Path, fake_dir: Path, num: int, frames: int, lo
     return json.loads(done.read_text())
 
 
+def class_fvd(out: Path, weights: list[float], num_real: int, frames: int, log: list[dict]) -> dict:
+    """FVD of each class's samples against real test videos of each class (a matrix per guidance
+    weight) and, as the yardstick of what this sample size can tell apart, of held-out real videos
+    of each class against the same references. Per class, the first `heldout` real videos are the
+    held-out rows and the rest the references; I3D features come from one `pvdm eval-fvd
+    --save-features` call over all of them."""
+    real_dir, fake_dir, feats = out / "real16-classes", out / "fvd-fake", out / "class_features.npz"
+    if not real_dir.is_dir():
+        pvdm("synth", str(real_dir), "--num", str(num_real), "--frames", str(frames), "--format", "npz",
+             "--set", "data.class_labels=true", log=log)
+    if not feats.is_file():
+        fake_dir.mkdir(exist_ok=True)
+        for w in weights:
+            for src in sorted((out / f"class-w{w:g}").glob("sample_*.npz")):
+                link = fake_dir / f"w{w:g}_{src.name}"
+                if not link.exists():
+                    link.symlink_to(src)
+        n = max(num_real, len(list(fake_dir.glob("*.npz"))))
+        pvdm("eval-fvd", str(real_dir), str(fake_dir), "-f", str(frames), "-n", str(n), "--save-features", str(feats),
+             log=log)
+    data = np.load(feats)
+    real_class = np.array([SHAPES.index(synthetic_main_shape(int(Path(p).stem.split("_")[1]))) for p in data["real_paths"]])
+    heldout = min(np.bincount(real_class, minlength=len(SHAPES))) // 3
+    first = np.concatenate([np.flatnonzero(real_class == c)[:heldout] for c in range(len(SHAPES))])
+    is_ref = np.ones(len(real_class), bool)
+    is_ref[first] = False
+    refs = [data["real"][is_ref & (real_class == c)] for c in range(len(SHAPES))]
+
+    def row(feats_of: list[np.ndarray]) -> list[list[float]]:  # [requested c][reference c']
+        stats = lambda f: (f.mean(0), np.cov(f, rowvar=False))  # noqa: E731
+        return [[frechet_distance(*stats(f), *stats(r)) for r in refs] for f in feats_of]
+
+    fake_w = np.array([float(Path(p).name.split("_")[0][1:]) for p in data["fake_paths"]])
+    fake_i = np.array([int(Path(p).stem.split("_")[-1]) for p in data["fake_paths"]])
+    matrices = {"real": row([data["real"][first[c * heldout:(c + 1) * heldout]] for c in range(len(SHAPES))])}
+    for w in weights:
+        on = fake_w == w
+        matrices[w] = row([data["fake"][on & (fake_i % len(SHAPES) == c)][:heldout] for c in range(len(SHAPES))])
+    return {"matrices": matrices, "per_class": heldout, "references": [len(r) for r in refs]}
+
+
 def judge_for(out: Path, frames: int) -> tuple[Judge, dict]:
     """The shape classifier for this autoencoder, trained once and kept in out/judge.pt."""
     path, ae_ckpt = out / "judge.pt", str(resolve_checkpoint(out / "ae"))
@@ -88,6 +131,16 @@ def judge_for(out: Path, frames: int) -> tuple[Judge, dict]:
     torch.save({"ae": ae_ckpt, "net": judge.net.state_dict(), "accuracy": judge.accuracy, "steps": judge.steps,
                 "train_seconds": judge.train_seconds, "info": info}, path)
     return judge, info
+
+
+def judge_on_reconstructions(judge: Judge, ae, frames: int, num: int = 192) -> list[list[int]]:
+    """The judge's confusion (true x judged) on AE reconstructions of `num` test videos: which
+    classes the decoder's rendering makes it mistake, before any sample is judged."""
+    videos, labels = real_videos(range(SYNTHETIC_TEST_OFFSET, SYNTHETIC_TEST_OFFSET + num), frames, 32)
+    pred = judge.probabilities(through_ae(ae, videos)).argmax(1).numpy()
+    conf = np.zeros((len(SHAPES), len(SHAPES)), int)
+    np.add.at(conf, (labels.numpy(), pred), 1)
+    return conf.tolist()
 
 
 def requested(num: int) -> np.ndarray:
@@ -116,16 +169,40 @@ def boundary_jump(videos: np.ndarray, clip: int) -> dict:
             "ratio": float(d[:, clip - 1].mean() / inside.mean())}
 
 
-def class_sheet(path: Path, runs: dict[float, np.ndarray], scores: dict[float, dict], per_row: int = 8) -> Path:
-    """Rows: class x guidance weight; columns: frame 8 of the first `per_row` videos of that class
-    (the same seeds in every row of a class, so a column shows one noise under each weight)."""
+def reference_frames(ae, per_class: int, frames: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per class, frame frames // 2 of the first `per_class` test-split videos of that class, as
+    they are and after the autoencoder: uint8 (per_class, H, W, 3) each, what a sample could at
+    best look like."""
+    by_class: dict[str, list[int]] = {name: [] for name in SHAPES}
+    seed = SYNTHETIC_TEST_OFFSET
+    while min(len(s) for s in by_class.values()) < per_class:
+        seeds = by_class[synthetic_main_shape(seed)]
+        if len(seeds) < per_class:
+            seeds.append(seed)
+        seed += 1
+    to_uint8 = lambda v: ((v[:, :, frames // 2].permute(0, 2, 3, 1) + 1) * 127.5).round().clamp(0, 255).byte().numpy()  # noqa: E731
+    out = {}
+    for name, seeds in by_class.items():
+        videos, _ = real_videos(seeds, frames, 32)
+        out[name] = (to_uint8(videos), to_uint8(through_ae(ae, videos)))
+    return out
+
+
+def class_sheet(path: Path, runs: dict[float, np.ndarray], scores: dict[float, dict],
+                reference: dict[str, tuple[np.ndarray, np.ndarray]], per_row: int = 8) -> Path:
+    """Rows: per class, real test videos of that class and their AE reconstructions, then class x
+    guidance weight; columns: frame 8 of the first `per_row` videos of that class (the same seeds
+    in every generated row of a class, so a column shows one noise under each weight)."""
     rows = []
     for c, name in enumerate(SHAPES):
+        real, rebuilt = reference[name]
+        rows += [SheetRow(f"real {name}s\ntest videos", real[:per_row], new_group=c > 0),
+                 SheetRow("their AE\nreconstructions", rebuilt[:per_row])]
         for k, (w, videos) in enumerate(runs.items()):
             idx = np.arange(c, len(videos), len(SHAPES))[:per_row]
             hits = scores[w]["confusion"][c][c]
             rows.append(SheetRow(f"{name}, w = {w:g}\njudge: {hits}/{sum(scores[w]['confusion'][c])} {name}",
-                                 videos[idx, videos.shape[1] // 2], new_group=k == 0 and c > 0))
+                                 videos[idx, videos.shape[1] // 2]))
     return write_contact_sheet(path, rows, "Class-conditional tiny model: --class x --guidance w",
                                "frame 8 of videos 1-8 of each class; same seeds down a class", every=1,
                                columns=[f"video {i + 1}" for i in range(per_row)])
@@ -144,7 +221,7 @@ def boundary_sheet(path: Path, real: np.ndarray, runs: dict[float, np.ndarray], 
 def train(args: argparse.Namespace, out: Path, log: list[dict]) -> tuple[dict, dict]:
     """The autoencoder and the class-conditional diffusion model (resumed or reused under --out)."""
     ae = pvdm("train-ae", "--preset", "demo", "--steps", str(args.ae_steps), "--out", str(out / "ae"),
-              "--set", "data.class_labels=true", "--set", "ae_train.eval_every=300", "--max-time", f"{args.ae_minutes:g}",
+              "--set", "data.class_labels=true", "--set", "ae_train.eval_every=500", "--max-time", f"{args.ae_minutes:g}",
               log=log)
     dm = pvdm("train-diffusion", "--preset", "tiny", "--ae", str(out / "ae"), "--out", str(out / "dm"),
               "--steps", str(args.dm_steps), "--max-time", f"{args.dm_minutes:g}", *CLASS_SETS, log=log)
@@ -162,7 +239,10 @@ def measure(args: argparse.Namespace, out: Path, log: list[dict]) -> dict:
                           "--guidance", f"{w:g}", log=log)[0] for w in args.weights}
     scores = {w: class_scores(judge, v, want) for w, v in runs.items()}
     null = class_scores(judge, sample_set(dm_dir, out / "null", args.num, args.seed, log=log)[0], None)
-    sheet = class_sheet(ROOT / "benchmarks" / "classes_sheet.png", runs, scores)
+    per_class_fvd = class_fvd(out, args.fvd_weights, args.fvd_real, frames, log)
+    ae = load_autoencoder(out / "ae", torch.device("cpu")).model
+    reference = reference_frames(ae, 8, frames)
+    sheet = class_sheet(ROOT / "benchmarks" / "classes_sheet.png", runs, scores, reference)
 
     # two clips under previous-clip guidance: the jump at the boundary, FVD32
     real_dir = out / "real32"
@@ -179,13 +259,14 @@ def measure(args: argparse.Namespace, out: Path, log: list[dict]) -> dict:
         clip2 = class_scores(judge, videos[:, frames:], requested(args.long_num))
         long_runs[w], long[w] = videos, {**boundary_jump(videos, frames), "fvd": fvd["fvd"], "clip2_share": clip2["share"]}
     sheet2 = boundary_sheet(ROOT / "benchmarks" / "boundary_sheet.png", real, long_runs, frames)
-    return {"judge": judge_info, "class": scores, "null": null, "long": long, "real_jump": boundary_jump(real, frames),
-            "sheets": [str(sheet), str(sheet2)], "fvd_detector": fvd.get("detector"),
+    return {"judge": judge_info, "class": scores, "null": null, "class_fvd": per_class_fvd, "long": long,
+            "judge_on_reconstructions": judge_on_reconstructions(judge, ae, frames),
+            "real_jump": boundary_jump(real, frames), "sheets": [str(sheet), str(sheet2)], "fvd_detector": fvd.get("detector"),
             "fvd_sha": str(fvd.get("weights_sha256", ""))[:12]}
 
 
 def table_lines(res: dict, args: argparse.Namespace) -> list[str]:
-    """The two markdown tables (also printed)."""
+    """The markdown tables (also printed)."""
     base = res["null"]["predicted_share"]
     lines = ["| --guidance w | requested class made (all) | disc | square | triangle | lift over the null label"
              " (d / s / t) | mean p(requested) | confusion (rows requested d/s/t, columns judged d/s/t) |",
@@ -199,7 +280,20 @@ def table_lines(res: dict, args: argparse.Namespace) -> list[str]:
     shares = ", ".join(f"{n} {x:.0%}" for n, x in zip(SHAPES, base))
     lines += ["", f"Without --class (the null label, {args.num} videos) the judge sees: {shares}. The lift is the "
               "share of a requested class minus this share: what the label adds beyond the judge's and the "
-              "model's bias.", "",
+              "model's bias.", ""]
+    cf = res["class_fvd"]
+    lines += [f"FVD16 of {cf['per_class']} videos of each class (rows) against real test videos of each class "
+              f"({', '.join(f'{n} {k}' for n, k in zip(cf['references'], SHAPES))}; columns); bold: the "
+              "closest class of each row.", "",
+              "| videos | requested class | " + " | ".join(f"FVD to real {n}s" for n in SHAPES)
+              + " | closest is the requested class |", "|---|---|" + "---|" * len(SHAPES) + "---|"]
+    for key, matrix in cf["matrices"].items():
+        name = "real, held out" if key == "real" else f"--guidance {float(key):g}"
+        for c, dists in enumerate(matrix):
+            best = int(np.argmin(dists))
+            cells = " | ".join(f"**{d:.0f}**" if k == best else f"{d:.0f}" for k, d in enumerate(dists))
+            lines.append(f"| {name} | {SHAPES[c]} | {cells} | {'yes' if best == c else 'no'} |")
+    lines += ["",
               "| --cond-guidance w | frame diff. at the clip boundary | inside clips | boundary ÷ inside |"
               " FVD32 | clip 2 of the requested class |", "|---|---|---|---|---|---|"]
     r = res["real_jump"]
@@ -214,13 +308,16 @@ def table_lines(res: dict, args: argparse.Namespace) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("runs/classes"), help="Working folder; re-running resumes it.")
-    ap.add_argument("--ae-steps", type=int, default=1800, help="train-ae steps (the demo preset's MSE, cosine lr).")
-    ap.add_argument("--ae-minutes", type=float, default=14.0, help="Time cap of train-ae.")
-    ap.add_argument("--dm-steps", type=int, default=1600, help="train-diffusion steps (tiny: 800).")
-    ap.add_argument("--dm-minutes", type=float, default=14.0, help="Time cap of train-diffusion.")
+    ap.add_argument("--ae-steps", type=int, default=8000, help="train-ae steps (the demo preset's MSE, cosine lr).")
+    ap.add_argument("--ae-minutes", type=float, default=30.0, help="Time cap of train-ae.")
+    ap.add_argument("--dm-steps", type=int, default=7000, help="train-diffusion steps (tiny: 800).")
+    ap.add_argument("--dm-minutes", type=float, default=60.0, help="Time cap of train-diffusion.")
     ap.add_argument("--num", type=int, default=96, help="Videos per guidance weight (cycled over the 3 classes).")
     ap.add_argument("--long-num", type=int, default=48, help="32-frame videos per cond-guidance weight (FVD32).")
     ap.add_argument("--weights", type=float, nargs="+", default=[0.0, 1.0, 2.0, 4.0])
+    ap.add_argument("--fvd-weights", type=float, nargs="+", default=[0.0, 2.0],
+                    help="Guidance weights whose samples get the class x class FVD matrix.")
+    ap.add_argument("--fvd-real", type=int, default=288, help="Real test videos for the class FVD (a third held out).")
     ap.add_argument("--cond-weights", type=float, nargs="+", default=[0.0, 1.0, 2.0])
     ap.add_argument("--seed", type=int, default=0, help="Sampling seed (video i uses seed + i).")
     ap.add_argument("--no-record", action="store_true", help="Do not write benchmarks/RESULTS.md.")
@@ -265,7 +362,9 @@ def main() -> None:
         f"4 frames each of 4,096 real class-labelled videos (seeds of its own) and of their AE reconstructions; "
         f"held-out accuracy per video "
         f"(192 test seeds): {j['accuracy']['real']:.1%} on real videos, {j['accuracy']['reconstructed']:.1%} on their "
-        f"reconstructions (the most a sample rendered by this decoder can be judged right). Chance is 33%.",
+        f"reconstructions (the most a sample rendered by this decoder can be judged right; confusion on "
+        f"them, rows true d/s/t, columns judged: {' / '.join(' '.join(map(str, r)) for r in res['judge_on_reconstructions'])}"
+        f"). Chance is 33%.",
         f"- FVD32: {args.long_num} generated vs {args.long_num} real class-labelled test videos of 32 frames, "
         f"`pvdm eval-fvd -f 32` (I3D {res['fvd_detector']}, weights {res['fvd_sha']}), small-sample and biased "
         f"upwards: compare rows. Frame differences: mean |x(t+1) - x(t)| on the 0-255 scale.", "",
