@@ -113,7 +113,12 @@ def test_ddim_with_release_noise_reproduces_its_samples(converted, golden, cond_
     x_T = noise.like(planes(torch.zeros(2, 4, 2048), 16, 32))
     with torch.no_grad():
         z = sample_ddim(lambda x, t: unet(x, t, cond), x_T, NoiseSchedule.linear(), 3, 1.0, noise)
-    assert rel_err(flat(z), golden[out_key]) < 1e-5
+    # Three DDIM steps from t = 999 divide eps by sqrt(alpha_bar) = 0.07, so its round-off grows
+    # ~15x, and the release is not stable to 1e-5 across CPUs: rerun on an AVX-512 machine, it
+    # is 1.04e-5 off these goldens (written on another), while pvdm there is 0.36e-5 / 0.58e-5 off
+    # the release run on the same machine. 3e-5 is round-off; adding 1e-3 to the output layer's
+    # bias moves the samples by 9e-2, dropping the condition by 1.4.
+    assert rel_err(flat(z), golden[out_key]) < 3e-5
 
 
 def test_converted_runs_sample_like_trained_ones(converted, tmp_path, cli):
