@@ -46,6 +46,7 @@ from pvdm_core.contact_sheet import SheetRow, write_contact_sheet  # noqa: E402
 from pvdm_core.data.datasets import SYNTHETIC_TEST_OFFSET  # noqa: E402
 from pvdm_core.data.synthetic import SHAPES, synthetic_main_shape  # noqa: E402
 from pvdm_core.fvd.distance import frechet_distance  # noqa: E402
+from pvdm_core.video_io import to_uint8  # noqa: E402
 
 SECTION = "## Class-conditional generation"
 CLASS_SETS = ["--set", "unet.num_classes=3", "--set", "data.class_labels=true", "--set", "diffusion.label_dropout=0.1"]
@@ -180,11 +181,11 @@ def reference_frames(ae, per_class: int, frames: int) -> dict[str, tuple[np.ndar
         if len(seeds) < per_class:
             seeds.append(seed)
         seed += 1
-    to_uint8 = lambda v: ((v[:, :, frames // 2].permute(0, 2, 3, 1) + 1) * 127.5).round().clamp(0, 255).byte().numpy()  # noqa: E731
+    middle = lambda videos: np.stack([to_uint8(v)[frames // 2] for v in videos])  # noqa: E731
     out = {}
     for name, seeds in by_class.items():
         videos, _ = real_videos(seeds, frames, 32)
-        out[name] = (to_uint8(videos), to_uint8(through_ae(ae, videos)))
+        out[name] = (middle(videos), middle(through_ae(ae, videos)))
     return out
 
 
