@@ -44,8 +44,10 @@ from pvdm_core.artifacts import load_autoencoder  # noqa: E402
 from pvdm_core.checkpoint import resolve_checkpoint  # noqa: E402
 from pvdm_core.contact_sheet import SheetRow, write_contact_sheet  # noqa: E402
 from pvdm_core.data.datasets import SYNTHETIC_TEST_OFFSET  # noqa: E402
-from pvdm_core.data.synthetic import SHAPES, synthetic_main_shape  # noqa: E402
-from pvdm_core.fvd.distance import frechet_distance  # noqa: E402
+from pvdm_core.data.synthetic import SHAPES  # noqa: E402
+from pvdm_core.data.labels import class_of  # noqa: E402
+from pvdm_core.fvd.distance import fvd_from_stats  # noqa: E402
+from pvdm_core.fvd.stats import FeatureStats  # noqa: E402
 from pvdm_core.video_io import to_uint8  # noqa: E402
 
 SECTION = "## Class-conditional generation"
@@ -97,16 +99,15 @@ def class_fvd(out: Path, weights: list[float], num_real: int, frames: int, log: 
         pvdm("eval-fvd", str(real_dir), str(fake_dir), "-f", str(frames), "-n", str(n), "--save-features", str(feats),
              log=log)
     data = np.load(feats)
-    real_class = np.array([SHAPES.index(synthetic_main_shape(int(Path(p).stem.split("_")[1]))) for p in data["real_paths"]])
+    real_class = np.array([SHAPES.index(class_of(p)) for p in data["real_paths"]])
     heldout = min(np.bincount(real_class, minlength=len(SHAPES))) // 3
     first = np.concatenate([np.flatnonzero(real_class == c)[:heldout] for c in range(len(SHAPES))])
     is_ref = np.ones(len(real_class), bool)
     is_ref[first] = False
-    refs = [data["real"][is_ref & (real_class == c)] for c in range(len(SHAPES))]
+    refs = [FeatureStats().update(data["real"][is_ref & (real_class == c)]) for c in range(len(SHAPES))]
 
     def row(feats_of: list[np.ndarray]) -> list[list[float]]:  # [requested c][reference c']
-        stats = lambda f: (f.mean(0), np.cov(f, rowvar=False))  # noqa: E731
-        return [[frechet_distance(*stats(f), *stats(r)) for r in refs] for f in feats_of]
+        return [[fvd_from_stats(ref, FeatureStats().update(f)) for ref in refs] for f in feats_of]
 
     fake_w = np.array([float(Path(p).name.split("_")[0][1:]) for p in data["fake_paths"]])
     fake_i = np.array([int(Path(p).stem.split("_")[-1]) for p in data["fake_paths"]])
@@ -114,7 +115,7 @@ def class_fvd(out: Path, weights: list[float], num_real: int, frames: int, log: 
     for w in weights:
         on = fake_w == w
         matrices[w] = row([data["fake"][on & (fake_i % len(SHAPES) == c)][:heldout] for c in range(len(SHAPES))])
-    return {"matrices": matrices, "per_class": heldout, "references": [len(r) for r in refs]}
+    return {"matrices": matrices, "per_class": heldout, "references": [r.n for r in refs]}
 
 
 def judge_for(out: Path, frames: int) -> tuple[Judge, dict]:
@@ -134,14 +135,19 @@ def judge_for(out: Path, frames: int) -> tuple[Judge, dict]:
     return judge, info
 
 
-def judge_on_reconstructions(judge: Judge, ae, frames: int, num: int = 192) -> list[list[int]]:
-    """The judge's confusion (true x judged) on AE reconstructions of `num` test videos: which
-    classes the decoder's rendering makes it mistake, before any sample is judged."""
+def test_reconstructions(ae, frames: int, num: int = 192) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """The first `num` class-labelled test videos, their AE reconstructions (both (N, 3, T, R, R)
+    in [-1, 1]) and their classes: the judge's confusion on reconstructions and the class sheet's
+    reference rows."""
     videos, labels = real_videos(range(SYNTHETIC_TEST_OFFSET, SYNTHETIC_TEST_OFFSET + num), frames, 32)
-    pred = judge.probabilities(through_ae(ae, videos)).argmax(1).numpy()
+    return videos, through_ae(ae, videos), labels.numpy()
+
+
+def confusion(want: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Counts (requested or true class x judged class)."""
     conf = np.zeros((len(SHAPES), len(SHAPES)), int)
-    np.add.at(conf, (labels.numpy(), pred), 1)
-    return conf.tolist()
+    np.add.at(conf, (want, pred), 1)
+    return conf
 
 
 def requested(num: int) -> np.ndarray:
@@ -155,8 +161,7 @@ def class_scores(judge: Judge, videos: np.ndarray, want: np.ndarray | None) -> d
     pred = p.argmax(1)
     if want is None:  # the null label: only the class distribution
         return {"predicted_share": [float((pred == c).mean()) for c in range(len(SHAPES))]}
-    conf = np.zeros((len(SHAPES), len(SHAPES)), int)
-    np.add.at(conf, (want, pred), 1)
+    conf = confusion(want, pred)
     return {"confusion": conf.tolist(), "share": float((pred == want).mean()),
             "share_per_class": [float(conf[c, c] / max(1, conf[c].sum())) for c in range(len(SHAPES))],
             "p_requested": float(p[np.arange(len(p)), want].mean()), "pred": pred.tolist()}
@@ -170,22 +175,15 @@ def boundary_jump(videos: np.ndarray, clip: int) -> dict:
             "ratio": float(d[:, clip - 1].mean() / inside.mean())}
 
 
-def reference_frames(ae, per_class: int, frames: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per class, frame frames // 2 of the first `per_class` test-split videos of that class, as
-    they are and after the autoencoder: uint8 (per_class, H, W, 3) each, what a sample could at
-    best look like."""
-    by_class: dict[str, list[int]] = {name: [] for name in SHAPES}
-    seed = SYNTHETIC_TEST_OFFSET
-    while min(len(s) for s in by_class.values()) < per_class:
-        seeds = by_class[synthetic_main_shape(seed)]
-        if len(seeds) < per_class:
-            seeds.append(seed)
-        seed += 1
-    middle = lambda videos: np.stack([to_uint8(v)[frames // 2] for v in videos])  # noqa: E731
+def reference_frames(videos: torch.Tensor, rebuilt: torch.Tensor, labels: np.ndarray,
+                     per_class: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per class, the middle frame of its first `per_class` videos, as they are and after the
+    autoencoder: uint8 (per_class, H, W, 3) each, what a sample could at best look like."""
+    middle = lambda vs: np.stack([to_uint8(v)[v.shape[1] // 2] for v in vs])  # noqa: E731
     out = {}
-    for name, seeds in by_class.items():
-        videos, _ = real_videos(seeds, frames, 32)
-        out[name] = (middle(videos), middle(through_ae(ae, videos)))
+    for c, name in enumerate(SHAPES):
+        idx = np.flatnonzero(labels == c)[:per_class]
+        out[name] = (middle(videos[idx]), middle(rebuilt[idx]))
     return out
 
 
@@ -241,8 +239,9 @@ def measure(args: argparse.Namespace, out: Path, log: list[dict]) -> dict:
     scores = {w: class_scores(judge, v, want) for w, v in runs.items()}
     null = class_scores(judge, sample_set(dm_dir, out / "null", args.num, args.seed, log=log)[0], None)
     per_class_fvd = class_fvd(out, args.fvd_weights, args.fvd_real, frames, log)
-    ae = load_autoencoder(out / "ae", torch.device("cpu")).model
-    reference = reference_frames(ae, 8, frames)
+    test_videos, rebuilt, test_labels = test_reconstructions(load_autoencoder(out / "ae", torch.device("cpu")).model, frames)
+    rebuilt_confusion = confusion(test_labels, judge.probabilities(rebuilt).argmax(1).numpy()).tolist()
+    reference = reference_frames(test_videos, rebuilt, test_labels, 8)
     sheet = class_sheet(ROOT / "benchmarks" / "classes_sheet.png", runs, scores, reference)
 
     # two clips under previous-clip guidance: the jump at the boundary, FVD32
@@ -261,7 +260,7 @@ def measure(args: argparse.Namespace, out: Path, log: list[dict]) -> dict:
         long_runs[w], long[w] = videos, {**boundary_jump(videos, frames), "fvd": fvd["fvd"], "clip2_share": clip2["share"]}
     sheet2 = boundary_sheet(ROOT / "benchmarks" / "boundary_sheet.png", real, long_runs, frames)
     return {"judge": judge_info, "class": scores, "null": null, "class_fvd": per_class_fvd, "long": long,
-            "judge_on_reconstructions": judge_on_reconstructions(judge, ae, frames),
+            "judge_on_reconstructions": rebuilt_confusion,
             "real_jump": boundary_jump(real, frames), "sheets": [str(sheet), str(sheet2)], "fvd_detector": fvd.get("detector"),
             "fvd_sha": str(fvd.get("weights_sha256", ""))[:12]}
 
