@@ -12,7 +12,7 @@ import torch
 from helpers import SMALL
 from pvdm_core.checkpoint import load_checkpoint
 from pvdm_core.data.labels import UCF101_CLASSES, label_indices, sort_classes
-from pvdm_core.data.synthetic import SHAPES, _render, synthetic_main_shape, synthetic_video
+from pvdm_core.data.synthetic import SHAPES, _render, contrasting, synthetic_main_shape, synthetic_video
 from pvdm_core.diffusion import draw_label_drop
 from pvdm_core.errors import BadInputError
 from pvdm_core.models.autoencoder import Latents
@@ -47,11 +47,39 @@ def test_synthetic_label_is_the_one_shape(monkeypatch):
         video, kinds = _render(seed, 6, 16, single_shape=False)
         assert synthetic_main_shape(seed) == kinds[0]  # a pure function of the seed, the video's first shape
         counts[kinds[0]] += 1
-        # the same draws as the default video: at the default size it is that video minus its second shape
+        # the same draws as the default video: without the class set's legibility changes it is
+        # that video minus its second shape
         with monkeypatch.context() as m:
             m.setattr(synthetic, "SINGLE_SHAPE_SCALE", 1.0)
+            m.setattr(synthetic, "SINGLE_TRIANGLE_SCALE", 1.0)
+            m.setattr(synthetic, "SINGLE_SHAPE_CONTRAST", 0.0)
             assert torch.equal(synthetic_video(seed, 6, 16, single_shape=True), video) == (len(kinds) == 1)
     assert min(counts.values()) >= 8  # each kind about a third
+
+
+def test_class_set_shapes_contrast_with_their_background(monkeypatch):
+    import pvdm_core.data.synthetic as synthetic
+
+    background = torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64)
+    # own side when that stays in [0, 1] (0.2 -> 0.35, 0.45 -> 0.25), else the other (0.95 -> 0.65)
+    assert contrasting(torch.tensor([0.2, 0.45, 0.95]).double(), background, 0.25).tolist() == pytest.approx([0.35, 0.25, 0.65])
+    far = torch.tensor([0.6, 0.0, 0.3], dtype=torch.float64)  # every channel already 0.5+ away: kept
+    assert torch.equal(contrasting(far, background, 0.25), far)
+    assert torch.equal(contrasting(background + 0.01, background, 0.0), background + 0.01)
+    # rendered: where the shape covers a pixel fully, its colour is that far from the mean of the
+    # same video rendered without its shape (every mask zeroed)
+    real_mask, masks = synthetic._shape_mask, []
+    for seed in range(12):
+        monkeypatch.setattr(synthetic, "_shape_mask", lambda *a: masks.append(real_mask(*a)) or masks[-1])
+        video = (synthetic_video(seed, 4, 32, single_shape=True) + 1) / 2  # (3, T, H, W), 0-1
+        monkeypatch.setattr(synthetic, "_shape_mask", lambda *a: torch.zeros_like(real_mask(*a)))
+        background = (synthetic_video(seed, 4, 32, single_shape=True) + 1) / 2
+        covered = masks[-1] == 1  # (T, H, W)
+        assert covered.sum() > 30
+        shape_colors = video[:, covered]  # (3, N), all the shape's one colour
+        assert (shape_colors - shape_colors[:, :1]).abs().max() < 1e-6
+        gap = shape_colors[:, 0].double() - background.double().mean((1, 2, 3))
+        assert (gap.abs() >= 0.25 - 1e-6).all(), (seed, gap)
 
 
 def test_ucf101_class_list():

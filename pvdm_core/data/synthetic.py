@@ -2,7 +2,8 @@
 
 Video i is a pure function of (seed, i, frames, resolution): no download, identical on every
 machine, any resolution and length. Each video has 1-2 shapes (disc, square, triangle; exactly
-one, 1.5x larger, in the class-labelled set, `data.class_labels: true`, whose label is its kind) that
+one in the class-labelled set, `data.class_labels: true`, whose label is its kind: larger, and
+always contrasting with its background, see SINGLE_SHAPE_SCALE) that
 bounce off the borders while rotating, over a background of a static colour gradient and one
 set of soft colour stripes drifting along its own axis (vertical stripes move left or right,
 horizontal ones up or down), so both content (colours, shapes) and motion (velocities, spin,
@@ -29,9 +30,17 @@ from torch.utils.data import Dataset
 
 SHAPES = ("disc", "square", "triangle")
 EDGE_PX = 1.5  # width of a shape's anti-aliased edge, in pixels
-# The class-labelled set's one shape is this much larger (radius 24-39% of the frame): the
-# small autoencoders decode a default-sized shape at 32 px as a blob whose kind no one can tell.
+# The class-labelled set is drawn so that a viewer can check its label at 32 px, where the small
+# autoencoders decode a default-sized, low-contrast shape as a blob whose kind no one can tell:
+# - its one shape is this much larger (radius 24-39% of the frame);
 SINGLE_SHAPE_SCALE = 1.5
+# - a triangle this much larger again (capped so that it still moves): at the same radius it
+#   covers 41% of a disc's area, so triangles were the smallest and most often frayed shapes;
+SINGLE_TRIANGLE_SCALE = 1.25
+SINGLE_TRIANGLE_MAX_RADIUS = 0.42  # of the frame: keeps 16% of it to bounce in
+# - the shape's colour differs from the background's mean by at least this in every channel
+#   (on the 0-1 scale), so no shape fades into its background.
+SINGLE_SHAPE_CONTRAST = 0.25
 
 
 def _shape_mask(kind: str, dx: torch.Tensor, dy: torch.Tensor, radius: float, angle: torch.Tensor) -> torch.Tensor:
@@ -47,6 +56,16 @@ def _shape_mask(kind: str, dx: torch.Tensor, dy: torch.Tensor, radius: float, an
         edges = [(math.cos(a), math.sin(a)) for a in (math.pi / 2, math.pi * 7 / 6, math.pi * 11 / 6)]
         dist = torch.stack([-(u * ex + v * ey) for ex, ey in edges]).amax(0) - radius * 0.5
     return (0.5 - dist / EDGE_PX).clamp(0, 1)
+
+
+def contrasting(color: torch.Tensor, background: torch.Tensor, margin: float) -> torch.Tensor:
+    """`color` with each channel moved at least `margin` away from `background`'s (both (3,),
+    0-1 scale): on its own side when that stays in [0, 1], else on the other side. A channel
+    already `margin` away is kept, so margin 0 returns `color`."""
+    side = torch.where(color >= background, 1.0, -1.0).to(color.dtype)
+    pushed = background + side * margin
+    pushed = torch.where((pushed < 0) | (pushed > 1), background - side * margin, pushed)
+    return torch.where((color - background).abs() >= margin, color, pushed)
 
 
 def _background(rand: Callable[..., torch.Tensor], t: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -84,6 +103,10 @@ def _render(seed: int, frames: int, resolution: int, single_shape: bool) -> tupl
         kinds.append(kind)
         radius = float(r * (0.16 + rand(1) * 0.1)) * (SINGLE_SHAPE_SCALE if single_shape else 1.0)
         color = rand(3)
+        if single_shape:
+            if kind == "triangle":
+                radius = min(radius * SINGLE_TRIANGLE_SCALE, r * SINGLE_TRIANGLE_MAX_RADIUS)
+            color = contrasting(color, video.mean((0, 1, 2)), SINGLE_SHAPE_CONTRAST)
         lo, span = radius, r - 2 * radius
         pos0, vel = rand(2) * span, (rand(2) - 0.5) * r * 0.1  # up to 1.6 px a frame at 32 px
         angle0, spin = rand(1) * 2 * math.pi, (rand(1) - 0.5) * 0.4  # up to 0.2 rad a frame
