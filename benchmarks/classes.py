@@ -24,6 +24,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -38,17 +39,19 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from reporting import cpu_model, load_avg, pvdm, read_metrics, replace_section  # noqa: E402
+from classes_sheets import boundary_sheet, class_sheet, reference_frames  # noqa: E402
 from shape_classifier import Judge, make_net, real_videos, through_ae, to_float_videos, train_judge  # noqa: E402
 
-from pvdm_core.artifacts import load_autoencoder  # noqa: E402
+from pvdm_core.artifacts import load_autoencoder, load_diffusion  # noqa: E402
 from pvdm_core.checkpoint import resolve_checkpoint  # noqa: E402
-from pvdm_core.contact_sheet import SheetRow, write_contact_sheet  # noqa: E402
 from pvdm_core.data.datasets import SYNTHETIC_TEST_OFFSET  # noqa: E402
 from pvdm_core.data.synthetic import SHAPES  # noqa: E402
 from pvdm_core.data.labels import class_of  # noqa: E402
 from pvdm_core.fvd.distance import fvd_from_stats  # noqa: E402
 from pvdm_core.fvd.stats import FeatureStats  # noqa: E402
-from pvdm_core.video_io import to_uint8  # noqa: E402
+from pvdm_core.device import choose_device  # noqa: E402
+from pvdm_core.sample import encode, generate  # noqa: E402
+from pvdm_core.video_io import to_float  # noqa: E402
 
 SECTION = "## Class-conditional generation"
 CLASS_SETS = ["--set", "unet.num_classes=3", "--set", "data.class_labels=true", "--set", "diffusion.label_dropout=0.1"]
@@ -168,53 +171,38 @@ def class_scores(judge: Judge, videos: np.ndarray, want: np.ndarray | None) -> d
 
 
 def boundary_jump(videos: np.ndarray, clip: int) -> dict:
-    """Mean |x_{t+1} - x_t| (0-255 scale) across the clip boundary (t = clip - 1) and elsewhere."""
+    """Mean |x_{t+1} - x_t| (0-255 scale) across the clip boundary (t = clip - 1), elsewhere, and
+    inside clip 2 alone (the generated one in an extension)."""
     d = np.abs(np.diff(videos.astype(np.float32), axis=1)).mean(axis=(2, 3, 4))  # (N, T-1)
     inside = np.delete(d, clip - 1, axis=1)
     return {"boundary": float(d[:, clip - 1].mean()), "inside": float(inside.mean()),
-            "ratio": float(d[:, clip - 1].mean() / inside.mean())}
+            "inside2": float(d[:, clip:].mean()), "ratio": float(d[:, clip - 1].mean() / inside.mean())}
 
 
-def reference_frames(videos: torch.Tensor, rebuilt: torch.Tensor, labels: np.ndarray,
-                     per_class: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per class, the middle frame of its first `per_class` videos, as they are and after the
-    autoencoder: uint8 (per_class, H, W, 3) each, what a sample could at best look like."""
-    middle = lambda vs: np.stack([to_uint8(v)[v.shape[1] // 2] for v in vs])  # noqa: E731
-    out = {}
-    for c, name in enumerate(SHAPES):
-        idx = np.flatnonzero(labels == c)[:per_class]
-        out[name] = (middle(videos[idx]), middle(rebuilt[idx]))
-    return out
+class _Frames(list):
+    """A VideoWriter stand-in that keeps the frames in memory."""
+
+    append = list.append
 
 
-def class_sheet(path: Path, runs: dict[float, np.ndarray], scores: dict[float, dict],
-                reference: dict[str, tuple[np.ndarray, np.ndarray]], per_row: int = 8) -> Path:
-    """Rows: per class, real test videos of that class and their AE reconstructions, then class x
-    guidance weight; columns: frame 8 of the first `per_row` videos of that class (the same seeds
-    in every generated row of a class, so a column shows one noise under each weight)."""
-    rows = []
-    for c, name in enumerate(SHAPES):
-        real, rebuilt = reference[name]
-        rows += [SheetRow(f"real {name}s\ntest videos", real[:per_row], new_group=c > 0),
-                 SheetRow("their AE\nreconstructions", rebuilt[:per_row])]
-        for k, (w, videos) in enumerate(runs.items()):
-            idx = np.arange(c, len(videos), len(SHAPES))[:per_row]
-            hits = scores[w]["confusion"][c][c]
-            rows.append(SheetRow(f"{name}, w = {w:g}\njudge: {hits}/{sum(scores[w]['confusion'][c])} {name}",
-                                 videos[idx, videos.shape[1] // 2]))
-    return write_contact_sheet(path, rows, "Class-conditional tiny model: --class x --guidance w",
-                               "frame 8 of videos 1-8 of each class; same seeds down a class", every=1,
-                               columns=[f"video {i + 1}" for i in range(per_row)])
-
-
-def boundary_sheet(path: Path, real: np.ndarray, runs: dict[float, np.ndarray], clip: int) -> Path:
-    """Two 32-frame videos per cond-guidance weight and one real one; clip 2 underlined."""
-    rows = [SheetRow("real test video", real[0])]
-    for k, (w, videos) in enumerate(runs.items()):
-        rows += [SheetRow(f"--cond-guidance {w:g}\nvideo {i + 1}", videos[i], generated_from=clip, new_group=i == 0)
-                 for i in range(2)]
-    return write_contact_sheet(path, rows, "Two clips: --cond-guidance w on clip 2 (underlined)",
-                               "every 2nd frame of 32; the bar marks the clip boundary", every=2)
+def extend_real(dm_dir: Path, real: np.ndarray, labels: np.ndarray, out: Path, frames: int, w: float,
+                seed: int) -> np.ndarray:
+    """`pvdm extend` of each real video's first clip (its own class, --cond-guidance w, DDIM 50
+    as sample_set) in one batch: real clip 1 + generated clip 2, uint8 (N, 2T, H, W, 3). Kept in
+    out when made from the same checkpoint."""
+    done, ckpt = out / f"extend-w{w:g}.npz", str(resolve_checkpoint(dm_dir))
+    if done.is_file() and str(np.load(done)["model"]) == ckpt:
+        return np.load(done)["video"]
+    device = choose_device("cpu")
+    model = load_diffusion(dm_dir, device.device)
+    opts = dataclasses.replace(model.cfg.sample, steps=50, cond_guidance=w)
+    cond = encode(model, torch.stack([to_float(v[:frames]) for v in real]), device)  # as extend_video
+    writers = [_Frames() for _ in real]
+    generate(model, writers, [seed + i for i in range(len(real))], frames, opts, device, cond=cond,
+             labels=labels.tolist())
+    videos = np.concatenate([real[:, :frames], np.stack([np.stack(f) for f in writers])], axis=1)
+    np.savez(done, video=videos, model=ckpt)
+    return videos
 
 
 def train(args: argparse.Namespace, out: Path, log: list[dict]) -> tuple[dict, dict]:
@@ -258,9 +246,18 @@ def measure(args: argparse.Namespace, out: Path, log: list[dict]) -> dict:
         fvd = fvd32(real_dir, stats, out / f"long-w{w:g}", args.long_num, 2 * frames, log)
         clip2 = class_scores(judge, videos[:, frames:], requested(args.long_num))
         long_runs[w], long[w] = videos, {**boundary_jump(videos, frames), "fvd": fvd["fvd"], "clip2_share": clip2["share"]}
-    sheet2 = boundary_sheet(ROOT / "benchmarks" / "boundary_sheet.png", real, long_runs, frames)
+    # the same boundary after a real clip 1 (`extend`), and between unrelated real clips
+    real_labels = np.array([SHAPES.index(class_of(str(p))) for p in sorted(real_dir.glob("*.npz"))])
+    extended, ext = {}, {}
+    for w in args.cond_weights:
+        extended[w] = extend_real(dm_dir, real, real_labels, out, frames, w, args.seed)
+        clip2 = class_scores(judge, extended[w][:, frames:], real_labels)
+        ext[w] = {**boundary_jump(extended[w], frames), "clip2_share": clip2["share"]}
+    unrelated = np.concatenate([real[:, :frames], np.roll(real[:, frames:], 1, axis=0)], axis=1)
+    sheet2 = boundary_sheet(ROOT / "benchmarks" / "boundary_sheet.png", real, long_runs, extended, frames)
     return {"judge": judge_info, "class": scores, "null": null, "class_fvd": per_class_fvd, "long": long,
             "judge_on_reconstructions": rebuilt_confusion,
+            "extend": ext, "unrelated_jump": boundary_jump(unrelated, frames),
             "real_jump": boundary_jump(real, frames), "sheets": [str(sheet), str(sheet2)], "fvd_detector": fvd.get("detector"),
             "fvd_sha": str(fvd.get("weights_sha256", ""))[:12]}
 
@@ -294,14 +291,20 @@ def table_lines(res: dict, args: argparse.Namespace) -> list[str]:
             cells = " | ".join(f"**{d:.0f}**" if k == best else f"{d:.0f}" for k, d in enumerate(dists))
             lines.append(f"| {name} | {SHAPES[c]} | {cells} | {'yes' if best == c else 'no'} |")
     lines += ["",
-              "| --cond-guidance w | frame diff. at the clip boundary | inside clips | boundary ÷ inside |"
-              " FVD32 | clip 2 of the requested class |", "|---|---|---|---|---|---|"]
-    r = res["real_jump"]
-    lines.append(f"| real test videos | {r['boundary']:.2f} | {r['inside']:.2f} | {r['ratio']:.2f} | – | – |")
-    for w in args.cond_weights:
-        s = res["long"][w]
-        lines.append(f"| {w:g} | {s['boundary']:.2f} | {s['inside']:.2f} | {s['ratio']:.2f} | {s['fvd']:.1f} |"
-                     f" {s['clip2_share']:.0%} |")
+              "| clip 1 -> clip 2 | --cond-guidance w | frame diff. at the clip boundary | inside clips |"
+              " inside clip 2 | boundary ÷ inside | FVD32 | clip 2 of the requested class |",
+              "|---|---|---|---|---|---|---|---|"]
+
+    def jump_row(name: str, w: str, s: dict, fvd: str = "–", share: str = "–") -> str:
+        return (f"| {name} | {w} | {s['boundary']:.2f} | {s['inside']:.2f} | {s['inside2']:.2f} | {s['ratio']:.2f} |"
+                f" {fvd} | {share} |")
+
+    lines += [jump_row("real -> its real clip 2", "–", res["real_jump"]),
+              jump_row("real -> another video's clip 2", "–", res["unrelated_jump"])]
+    lines += [jump_row("generated -> generated", f"{w:g}", res["long"][w], f"{res['long'][w]['fvd']:.1f}",
+                       f"{res['long'][w]['clip2_share']:.0%}") for w in args.cond_weights]
+    lines += [jump_row("real -> generated (extend)", f"{w:g}", res["extend"][w], share=f"{res['extend'][w]['clip2_share']:.0%}")
+              for w in args.cond_weights]
     return lines
 
 

@@ -150,6 +150,10 @@ class DiffusionTrainConfig:
     batch_size: int = 16
     grad_accum: int = 1
     lr: float = 1.0e-3
+    # as ae_train's: constant (the reference) | cosine (linear warm-up, then down to min_lr_ratio * lr)
+    lr_schedule: LRSchedule = "constant"
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.1
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     ema_decay: float = 0.999

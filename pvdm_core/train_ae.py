@@ -32,8 +32,8 @@ from pvdm_core.models.autoencoder import ProjectedAutoencoder
 from pvdm_core.progress import log
 from pvdm_core.reporting import RunReporter
 from pvdm_core.training import (EMA, Pace, StepBatchSampler, StopRequest, TrainState, check_finite, due,
-                                grad_accumulation, grad_scaler, latest_checkpoint, lr_factor, micro_batches, optimizer_step,
-                                rank_rows, step_generator, wrap_for_training)
+                                grad_accumulation, grad_scaler, latest_checkpoint, micro_batches, optimizer_step,
+                                rank_rows, set_lr, step_generator, wrap_for_training)
 from pvdm_core.video_io import to_uint8, write_video
 
 GAN_PARTS = ("disc2d", "disc3d", "opt_d")  # checkpoint keys of the critics (absent before the GAN phase)
@@ -147,8 +147,7 @@ def train_autoencoder(cfg: Config, opts: AETrainOptions) -> dict[str, Any]:
                         pin_memory=device.device.type == "cuda", persistent_workers=False)
     ddp, forward = wrap_for_training(model, cfg.run.compile)
 
-    # 4. the loop; the lr of step k is a function of k alone, so a resumed run follows the same schedule
-    schedule = lambda k: tc.lr * lr_factor(k, tc.steps, tc.lr_schedule, tc.warmup_steps, tc.min_lr_ratio)
+    # 4. the loop
     last_eval: dict = {}
     pace = Pace()
     with StopRequest(opts.max_time) as stop, report.live(state.step):
@@ -157,8 +156,7 @@ def train_autoencoder(cfg: Config, opts: AETrainOptions) -> dict[str, Any]:
             g = step_generator(cfg.run.seed, state.step)
             frame_idx = torch.randint(0, clips.shape[2], (tc.batch_size,), generator=g)[rank_rows()]
             in_gan = critics is not None and guard.active and state.step >= tc.disc_start
-            for group in opt.param_groups:
-                group["lr"] = schedule(state.step)
+            set_lr(opt, tc, state.step)
             logs: dict[str, float] = {}
 
             # forward and backward per micro-batch (gradients sync on the last), then the critics'

@@ -47,7 +47,7 @@ from pvdm_core.reporting import RunReporter
 from pvdm_core.sample import sample_videos
 from pvdm_core.training import (EMA, Pace, StepBatchSampler, StopRequest, TrainState, check_finite, due,
                                 grad_accumulation, grad_scaler, latest_checkpoint, micro_batches, optimizer_step,
-                                rank_rows, step_generator, wrap_for_training)
+                                rank_rows, set_lr, step_generator, wrap_for_training)
 
 
 @dataclass
@@ -224,6 +224,7 @@ def train_diffusion(cfg: Config, opts: DiffusionTrainOptions) -> dict[str, Any]:
                           if class_names else None)
 
             # forward and backward per micro-batch; gradients sync on the last
+            set_lr(opt, tc, state.step)
             loss_sum = 0.0
             for rows, sync in grad_accumulation(ddp, micro, tc.grad_accum):
                 to_dev = lambda planes: planes.take(rows).to(device.device, non_blocking=True)

@@ -24,7 +24,7 @@ from torch.utils.data import Sampler
 
 from pvdm_core import distributed as dist
 from pvdm_core.checkpoint import LATEST, check_same_model, load_checkpoint, save_checkpoint
-from pvdm_core.config import Config
+from pvdm_core.config import AETrainConfig, Config, DiffusionTrainConfig
 from pvdm_core.device import DeviceChoice
 from pvdm_core.errors import BadInputError, PvdmError
 from pvdm_core.progress import log
@@ -174,6 +174,14 @@ class EMA:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state)
+
+
+def set_lr(opt: torch.optim.Optimizer, tc: AETrainConfig | DiffusionTrainConfig, step: int) -> None:
+    """Set the lr of 0-based `step` from a train config's lr, steps, lr_schedule, warmup_steps and
+    min_lr_ratio: a function of the step alone, so a resumed run follows the same schedule."""
+    lr = tc.lr * lr_factor(step, tc.steps, tc.lr_schedule, tc.warmup_steps, tc.min_lr_ratio)
+    for group in opt.param_groups:
+        group["lr"] = lr
 
 
 def lr_factor(step: int, total: int, schedule: str, warmup: int, min_ratio: float) -> float:

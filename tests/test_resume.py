@@ -27,7 +27,8 @@ def test_autoencoder_resume_equals_uninterrupted(cli, tmp_path):
 def test_diffusion_resume_equals_uninterrupted(cli, tmp_path):
     cli("train-ae", "--out", tmp_path / "ae", "--steps", 1, *SMALL)
     dm = ["--ae", tmp_path / "ae", "--batch-size", 4, "--set", "unet.base_channels=32",
-          "--set", "diffusion_train.sample_every=1000"]
+          "--set", "diffusion_train.sample_every=1000", "--set", "diffusion_train.lr_schedule=cosine",
+          "--set", "diffusion_train.warmup_steps=2"]  # the resumed run picks the schedule up at step 2
     cli("train-diffusion", "--out", tmp_path / "full", "--steps", 4, *dm)
     cli("train-diffusion", "--out", tmp_path / "part", "--steps", 2, *dm)
     cli("train-diffusion", "--out", tmp_path / "part", "--steps", 4, *dm)  # same command resumes

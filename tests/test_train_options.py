@@ -1,5 +1,5 @@
-"""ae_train options: lr_schedule (linear warm-up, then constant or cosine down to min_lr_ratio) and
-mse_weight (a squared-error pixel term beside L1)."""
+"""Training options: lr_schedule (linear warm-up, then constant or cosine down to min_lr_ratio) of
+both loops, and ae_train.mse_weight (a squared-error pixel term beside L1)."""
 
 import json
 
@@ -22,9 +22,23 @@ def test_warmup_then_cosine():
 
 def test_reference_presets_keep_a_constant_lr_and_l1():
     for name in ("sky128", "sky256", "ucf128", "ucf256", "tiny"):
-        tc = load_config(name).ae_train
-        assert tc.lr_schedule == "constant" and tc.warmup_steps == 0, name
-        assert tc.mse_weight == 0.0, name
+        cfg = load_config(name)
+        for tc in (cfg.ae_train, cfg.diffusion_train):
+            assert tc.lr_schedule == "constant" and tc.warmup_steps == 0, name
+        assert cfg.ae_train.mse_weight == 0.0, name
+
+
+def test_diffusion_follows_the_lr_schedule(cli, tmp_path):
+    cli("train-ae", "--out", tmp_path / "ae", "--steps", "1", "--batch-size", "2", *SMALL)
+    cli("train-diffusion", "--ae", tmp_path / "ae", "--out", tmp_path / "dm", "--steps", "4", "--batch-size", "2",
+        "--set", "unet.base_channels=32", "--set", "diffusion_train.sample_every=1000",
+        "--set", "diffusion_train.log_every=1", "--set", "diffusion_train.lr=1e-3",
+        "--set", "diffusion_train.lr_schedule=cosine", "--set", "diffusion_train.warmup_steps=2",
+        "--set", "diffusion_train.min_lr_ratio=0.2")
+    logs = [json.loads(line) for line in (tmp_path / "dm" / "metrics.jsonl").read_text().splitlines()]
+    lrs = [m["lr"] for m in logs if "lr" in m]
+    # warm-up 0.5, 1.0, then the cosine of steps 2 and 3 of 4: 1.0 and (1 + 0.2) / 2
+    assert lrs == pytest.approx([5e-4, 1e-3, 1e-3, 6e-4])
 
 
 def test_train_ae_refuses_an_unknown_schedule(cli, tmp_path):
