@@ -5,8 +5,8 @@
 1. `pvdm train-ae --preset demo --steps 8000` (the tiny architecture with the demo's MSE loss
    and cosine lr: the tiny preset's 500 L1 steps decode the shapes as blobs no one could name)
    and `pvdm train-diffusion --preset tiny` with `unet.num_classes=3, data.class_labels=true,
-   diffusion.label_dropout=0.1`, both on the class-labelled synthetic set (one shape a video;
-   its kind, disc/square/triangle, is the class). Re-running with the same --out resumes and
+   diffusion.label_dropout=0.1` and a warm-up + cosine lr, both on the class-labelled synthetic
+   set (one shape a video; its kind, disc/square/triangle, is the class). Re-running with the same --out resumes and
    reuses finished runs and samples.
 2. The judge (shape_classifier.py): a small CNN trained for a couple of minutes on frames of real
    class-labelled training videos and their AE reconstructions; its held-out accuracy is reported.
@@ -54,7 +54,8 @@ from pvdm_core.sample import encode, generate  # noqa: E402
 from pvdm_core.video_io import to_float  # noqa: E402
 
 SECTION = "## Class-conditional generation"
-CLASS_SETS = ["--set", "unet.num_classes=3", "--set", "data.class_labels=true", "--set", "diffusion.label_dropout=0.1"]
+CLASS_SETS = ["--set", "unet.num_classes=3", "--set", "data.class_labels=true", "--set", "diffusion.label_dropout=0.1",
+              "--set", "diffusion_train.lr_schedule=cosine", "--set", "diffusion_train.warmup_steps=100"]
 ALL_CLASSES = ",".join(SHAPES)
 
 
