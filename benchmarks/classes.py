@@ -6,8 +6,8 @@
    and cosine lr: the tiny preset's 500 L1 steps decode the shapes as blobs no one could name)
    and `pvdm train-diffusion --preset tiny` with `unet.num_classes=3, data.class_labels=true,
    diffusion.label_dropout=0.1` and a warm-up + cosine lr, both on the class-labelled synthetic
-   set (one shape a video; its kind, disc/square/triangle, is the class). Re-running with the same --out resumes and
-   reuses finished runs and samples.
+   set (one shape a video; its kind, disc/square/triangle, is the class). Re-running with the
+   same --out resumes and reuses finished runs and samples.
 2. The judge (shape_classifier.py): a small CNN trained for a couple of minutes on frames of real
    class-labelled training videos and their AE reconstructions; its held-out accuracy is reported.
 3. Class: `pvdm sample --class disc,square,triangle --guidance W` for each W (videos cycle over
@@ -16,7 +16,9 @@
    (chance: 1/3), and the mean probability it gives the requested class.
 4. Previous-clip guidance: 32-frame videos (two clips) with `--cond-guidance W`. Table: mean
    absolute frame difference across the clip boundary (frames 15 -> 16) against the mean inside
-   the clips, and FVD32 against real 32-frame test videos (`pvdm eval-fvd -f 32`).
+   the clips, and FVD32 against real 32-frame test videos (`pvdm eval-fvd -f 32`). The same
+   jump after a real clip 1 (`extend`, per W), and the yardsticks: a real video across its own
+   boundary, and a real clip 1 followed by another video's clip 2.
 5. Two contact sheets (benchmarks/classes_sheet.png, benchmarks/boundary_sheet.png), then the
    "## Class-conditional generation" section of benchmarks/RESULTS.md.
 """
@@ -45,11 +47,11 @@ from shape_classifier import Judge, make_net, real_videos, through_ae, to_float_
 from pvdm_core.artifacts import load_autoencoder, load_diffusion  # noqa: E402
 from pvdm_core.checkpoint import resolve_checkpoint  # noqa: E402
 from pvdm_core.data.datasets import SYNTHETIC_TEST_OFFSET  # noqa: E402
-from pvdm_core.data.synthetic import SHAPES  # noqa: E402
 from pvdm_core.data.labels import class_of  # noqa: E402
+from pvdm_core.data.synthetic import SHAPES  # noqa: E402
+from pvdm_core.device import choose_device  # noqa: E402
 from pvdm_core.fvd.distance import fvd_from_stats  # noqa: E402
 from pvdm_core.fvd.stats import FeatureStats  # noqa: E402
-from pvdm_core.device import choose_device  # noqa: E402
 from pvdm_core.sample import encode, generate  # noqa: E402
 from pvdm_core.video_io import to_float  # noqa: E402
 
@@ -180,12 +182,6 @@ def boundary_jump(videos: np.ndarray, clip: int) -> dict:
             "inside2": float(d[:, clip:].mean()), "ratio": float(d[:, clip - 1].mean() / inside.mean())}
 
 
-class _Frames(list):
-    """A VideoWriter stand-in that keeps the frames in memory."""
-
-    append = list.append
-
-
 def extend_real(dm_dir: Path, real: np.ndarray, labels: np.ndarray, out: Path, frames: int, w: float,
                 seed: int) -> np.ndarray:
     """`pvdm extend` of each real video's first clip (its own class, --cond-guidance w, DDIM 50
@@ -198,7 +194,7 @@ def extend_real(dm_dir: Path, real: np.ndarray, labels: np.ndarray, out: Path, f
     model = load_diffusion(dm_dir, device.device)
     opts = dataclasses.replace(model.cfg.sample, steps=50, cond_guidance=w)
     cond = encode(model, torch.stack([to_float(v[:frames]) for v in real]), device)  # as extend_video
-    writers = [_Frames() for _ in real]
+    writers: list[list[np.ndarray]] = [[] for _ in real]  # generate() only appends frames to a writer
     generate(model, writers, [seed + i for i in range(len(real))], frames, opts, device, cond=cond,
              labels=labels.tolist())
     videos = np.concatenate([real[:, :frames], np.stack([np.stack(f) for f in writers])], axis=1)
