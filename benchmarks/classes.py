@@ -182,24 +182,29 @@ def boundary_jump(videos: np.ndarray, clip: int) -> dict:
             "inside2": float(d[:, clip:].mean()), "ratio": float(d[:, clip - 1].mean() / inside.mean())}
 
 
-def extend_real(dm_dir: Path, real: np.ndarray, labels: np.ndarray, out: Path, frames: int, w: float,
-                seed: int) -> np.ndarray:
-    """`pvdm extend` of each real video's first clip (its own class, --cond-guidance w, DDIM 50
-    as sample_set) in one batch: real clip 1 + generated clip 2, uint8 (N, 2T, H, W, 3). Kept in
-    out when made from the same checkpoint."""
-    done, ckpt = out / f"extend-w{w:g}.npz", str(resolve_checkpoint(dm_dir))
-    if done.is_file() and str(np.load(done)["model"]) == ckpt:
-        return np.load(done)["video"]
+def extend_real(dm_dir: Path, real: np.ndarray, labels: np.ndarray, out: Path, frames: int, weights: list[float],
+                seed: int) -> dict[float, np.ndarray]:
+    """Per cond-guidance weight w, `pvdm extend` of each real video's first clip (its own class,
+    DDIM 50 as sample_set) in one batch: real clip 1 + generated clip 2, uint8 (N, 2T, H, W, 3).
+    Kept in out when made from the same checkpoint; the model is loaded once, only if needed."""
+    ckpt, extended, model = str(resolve_checkpoint(dm_dir)), {}, None
     device = choose_device("cpu")
-    model = load_diffusion(dm_dir, device.device)
-    opts = dataclasses.replace(model.cfg.sample, steps=50, cond_guidance=w)
-    cond = encode(model, torch.stack([to_float(v[:frames]) for v in real]), device)  # as extend_video
-    writers: list[list[np.ndarray]] = [[] for _ in real]  # generate() only appends frames to a writer
-    generate(model, writers, [seed + i for i in range(len(real))], frames, opts, device, cond=cond,
-             labels=labels.tolist())
-    videos = np.concatenate([real[:, :frames], np.stack([np.stack(f) for f in writers])], axis=1)
-    np.savez(done, video=videos, model=ckpt)
-    return videos
+    for w in weights:
+        done = out / f"extend-w{w:g}.npz"
+        saved = np.load(done) if done.is_file() else None
+        if saved is not None and str(saved["model"]) == ckpt:
+            extended[w] = saved["video"]
+            continue
+        if model is None:
+            model = load_diffusion(dm_dir, device.device)
+            cond = encode(model, torch.stack([to_float(v[:frames]) for v in real]), device)  # as extend_video
+        opts = dataclasses.replace(model.cfg.sample, steps=50, cond_guidance=w)
+        writers: list[list[np.ndarray]] = [[] for _ in real]  # generate() only appends frames to a writer
+        generate(model, writers, [seed + i for i in range(len(real))], frames, opts, device, cond=cond,
+                 labels=labels.tolist())
+        extended[w] = np.concatenate([real[:, :frames], np.stack([np.stack(f) for f in writers])], axis=1)
+        np.savez(done, video=extended[w], model=ckpt)
+    return extended
 
 
 def train(args: argparse.Namespace, out: Path, log: list[dict]) -> tuple[dict, dict]:
@@ -245,9 +250,8 @@ def measure(args: argparse.Namespace, out: Path, log: list[dict]) -> dict:
         long_runs[w], long[w] = videos, {**boundary_jump(videos, frames), "fvd": fvd["fvd"], "clip2_share": clip2["share"]}
     # the same boundary after a real clip 1 (`extend`), and between unrelated real clips
     real_labels = np.array([SHAPES.index(class_of(str(p))) for p in sorted(real_dir.glob("*.npz"))])
-    extended, ext = {}, {}
+    extended, ext = extend_real(dm_dir, real, real_labels, out, frames, args.cond_weights, args.seed), {}
     for w in args.cond_weights:
-        extended[w] = extend_real(dm_dir, real, real_labels, out, frames, w, args.seed)
         clip2 = class_scores(judge, extended[w][:, frames:], real_labels)
         ext[w] = {**boundary_jump(extended[w], frames), "clip2_share": clip2["share"]}
     unrelated = np.concatenate([real[:, :frames], np.roll(real[:, frames:], 1, axis=0)], axis=1)

@@ -35,7 +35,7 @@ def class_sheet(path: Path, runs: dict[float, np.ndarray], scores: dict[float, d
         real, rebuilt = reference[name]
         rows += [SheetRow(f"real {name}s\ntest videos", real[:per_row], new_group=c > 0),
                  SheetRow("their AE\nreconstructions", rebuilt[:per_row])]
-        for k, (w, videos) in enumerate(runs.items()):
+        for w, videos in runs.items():
             idx = np.arange(c, len(videos), len(SHAPES))[:per_row]
             hits = scores[w]["confusion"][c][c]
             rows.append(SheetRow(f"{name}, w = {w:g}\njudge: {hits}/{sum(scores[w]['confusion'][c])} {name}",
