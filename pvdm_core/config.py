@@ -83,6 +83,11 @@ class AETrainConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0  # max gradient norm; 0 disables
     grad_checkpoint: bool = False  # recompute transformer activations in backward (256 px fits in memory)
+    # Std of Gaussian noise added to the latents before decoding, in training only (0: the
+    # reference). The decoder learns to read a latent that is only roughly right, as a diffusion
+    # model's samples are: without it, noise of 5% of a plane's std turns decoded shapes to blobs
+    # (benchmarks/RESULTS.md, "Learning").
+    latent_noise: float = 0.0
     ema_decay: float = 0.0  # 0 disables the EMA copy
     l1_weight: float = 4.0
     # squared pixel error: PSNR's own loss. L1 (the reference) is content to erase small moving shapes,
@@ -138,6 +143,14 @@ class DiffusionConfig:
     # Who shares one draw of "conditioned or not": each example (pvdm: a batch mixes both, lower
     # gradient variance) or the whole batch (the release: one Bernoulli(lambda) per iteration).
     cond_draw: CondDraw = "example"
+    # Min-SNR-gamma loss weighting (Hang et al. 2023): example weight min(SNR_t, gamma) / SNR_t for
+    # eps (/ (SNR_t + 1) for v), so the many low-noise timesteps stop dominating the gradient.
+    # 0 = uniform weights (the reference).
+    min_snr_gamma: float = 0.0
+    # Std of Gaussian noise added, in training, to the previous clip's latents (in units of their
+    # std) that condition a clip: at sampling time the condition is a decoded and re-encoded
+    # generated clip, never a clean one (LVDM's remedy for drift across clips). 0 = the reference.
+    cond_noise: float = 0.0
     # Class-conditional models: share of training examples whose label is replaced by the null
     # label, so that one model learns the unconditional branch classifier-free guidance needs
     # (Ho & Salimans 2022 use 0.1-0.2). Unused when unet.num_classes is 0.

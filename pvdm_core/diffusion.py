@@ -149,6 +149,7 @@ def diffusion_loss(
     schedule: NoiseSchedule,
     prediction: Prediction = "eps",
     label: Tensor | None = None,
+    min_snr_gamma: float = 0.0,
 ) -> Tensor:
     """PVDM's joint objective for clips of any length (Yu et al. 2023, Sec. 3.3):
 
@@ -160,6 +161,7 @@ def diffusion_loss(
     `z_prev=None` or `cond_mask=None` means no example is conditioned. The squared error is
     averaged over every latent number of the three planes (DDPM eq. 14, "L_simple"). A
     class-conditional model also gets `label` (B,), -1 where label dropout chose the null label.
+    `min_snr_gamma` > 0 weights each example by `min_snr_weights` instead of uniformly.
     """
     # 1. diffuse the clean latents of the clip to predict: z2_t ~ q(z2_t | z2_0)
     x_t = q_sample(z_next, t, noise, schedule)
@@ -175,4 +177,14 @@ def diffusion_loss(
         raise BadInputError(f"unknown diffusion.prediction {prediction!r}: choose one of {', '.join(PREDICTIONS)}")
     target = noise if prediction == "eps" else v_target(z_next, t, noise, schedule)
     out = model(x_t, t, cond) if label is None else model(x_t, t, cond, label)
-    return plane_mse(out, target)
+    weights = min_snr_weights(t, schedule, prediction, min_snr_gamma) if min_snr_gamma > 0 else None
+    return plane_mse(out, target, weights)
+
+
+def min_snr_weights(t: Tensor, schedule: NoiseSchedule, prediction: Prediction, gamma: float) -> Tensor:
+    """(B,) Min-SNR-gamma weights (Hang et al. 2023, eq. 8 and its v form): the x_0 error's weight
+    min(SNR_t, gamma) expressed for the eps target (divide by SNR_t) or the v target (by SNR_t + 1);
+    SNR_t = alpha_bar_t / (1 - alpha_bar_t)."""
+    ab = _at(schedule.alphas_cumprod, t)
+    snr = ab / (1 - ab)
+    return snr.clamp(max=gamma) / (snr if prediction == "eps" else snr + 1)

@@ -68,11 +68,15 @@ def plane_randn_like(x: Planes, generator: Noise = None) -> Planes:
     return plane_map(draw, x)
 
 
-def plane_mse(a: Planes, b: Planes) -> Tensor:
-    """Mean squared error over all latent numbers of all planes (planes weighted by size)."""
+def plane_mse(a: Planes, b: Planes, weights: Tensor | None = None) -> Tensor:
+    """Mean squared error over all latent numbers of all planes (planes weighted by size); with
+    `weights` (B,), example b's squared errors count weights[b] times."""
     pa, pb = plane_list(a), plane_list(b)
     total = sum(p.numel() for p in pa)
-    return sum(((x.float() - y.float()) ** 2).sum() for x, y in zip(pa, pb, strict=True)) / total
+    if weights is None:
+        return sum(((x.float() - y.float()) ** 2).sum() for x, y in zip(pa, pb, strict=True)) / total
+    per_example = sum(((x.float() - y.float()) ** 2).flatten(1).sum(1) for x, y in zip(pa, pb, strict=True))
+    return (weights.float() * per_example).sum() / total
 
 
 def plane_std(x: Planes) -> tuple[float, ...]:

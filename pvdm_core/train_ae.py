@@ -28,12 +28,12 @@ from pvdm_core.data.datasets import build_dataset
 from pvdm_core.device import DeviceChoice, autocast
 from pvdm_core.gan import Critics, GanGuard, Pick, Verdict
 from pvdm_core.losses import build_perceptual_loss, l1_loss, mse_loss
-from pvdm_core.models.autoencoder import ProjectedAutoencoder
+from pvdm_core.models.autoencoder import Latents, ProjectedAutoencoder
 from pvdm_core.progress import log
 from pvdm_core.reporting import RunReporter
-from pvdm_core.training import (EMA, Pace, StepBatchSampler, StopRequest, TrainState, check_finite, due,
-                                grad_accumulation, grad_scaler, latest_checkpoint, micro_batches, optimizer_step,
-                                rank_rows, set_lr, step_generator, wrap_for_training)
+from pvdm_core.training import (EMA, Pace, StepBatchSampler, StopRequest, TimeBudget, TrainState, check_finite,
+                                due, grad_accumulation, grad_scaler, latest_checkpoint, micro_batches,
+                                optimizer_step, rank_rows, set_lr, step_generator, wrap_for_training)
 from pvdm_core.video_io import to_uint8, write_video
 
 GAN_PARTS = ("disc2d", "disc3d", "opt_d")  # checkpoint keys of the critics (absent before the GAN phase)
@@ -47,6 +47,7 @@ class AETrainOptions:
     max_time: float | None = None  # seconds
     vgg_weights: str | None = None
     strict: bool = False
+    time_budget: TimeBudget | None = None  # the lr schedule follows the clock too (`pvdm demo`)
 
 
 @torch.no_grad()
@@ -87,6 +88,16 @@ def autoencoder_loss(recon: Tensor, x: Tensor, pick: Pick, tc: AETrainConfig, lp
         parts.update(critics.generator_terms(recon, x, pick))
         loss = loss + tc.disc_weight * parts["g_adv"] + tc.feature_match_weight * parts["fm"]
     return loss, parts
+
+
+def latent_noise(model: ProjectedAutoencoder, tc: AETrainConfig, g: torch.Generator) -> Latents | None:
+    """This rank's rows of the step's latent noise (`ae_train.latent_noise`), drawn for the global
+    batch from the step's generator after every other draw; None when off (nothing drawn)."""
+    if tc.latent_noise <= 0:
+        return None
+    shapes = model.latent_shapes().values()
+    noise = Latents(*(tc.latent_noise * torch.randn((tc.batch_size, *shape), generator=g) for shape in shapes))
+    return noise.take(rank_rows())
 
 
 def apply_verdict(verdict: Verdict, state: TrainState, run_dir: Path, report: RunReporter) -> None:
@@ -155,8 +166,9 @@ def train_autoencoder(cfg: Config, opts: AETrainOptions) -> dict[str, Any]:
             # which frame of each clip LPIPS and the 2D critic see: drawn for the global batch
             g = step_generator(cfg.run.seed, state.step)
             frame_idx = torch.randint(0, clips.shape[2], (tc.batch_size,), generator=g)[rank_rows()]
+            noise = latent_noise(model, tc, g)
             in_gan = critics is not None and guard.active and state.step >= tc.disc_start
-            set_lr(opt, tc, state.step)
+            set_lr(opt, tc, state.step, opts.time_budget.share() if opts.time_budget else 0.0)
             logs: dict[str, float] = {}
 
             # forward and backward per micro-batch (gradients sync on the last), then the critics'
@@ -165,7 +177,7 @@ def train_autoencoder(cfg: Config, opts: AETrainOptions) -> dict[str, Any]:
                 fi = frame_idx[rows].to(device.device)
                 pick = lambda v: v[torch.arange(len(fi), device=v.device), :, fi]  # (B, 3, H, W)
                 with autocast(device), sync:
-                    recon, _ = forward(x)
+                    recon, _ = forward(x, noise.take(rows).to(device.device)) if noise is not None else forward(x)
                     loss, parts = autoencoder_loss(recon, x, pick, tc, lpips, critics if in_gan else None)
                     scaler.scale(loss / tc.grad_accum).backward()
                 check_finite(float(loss.detach()), state.step, run_dir, " (lower ae_train.lr or enable grad_clip)")

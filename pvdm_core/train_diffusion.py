@@ -45,9 +45,9 @@ from pvdm_core.planes import plane_std, scale_planes
 from pvdm_core.progress import log, progress_bar
 from pvdm_core.reporting import RunReporter
 from pvdm_core.sample import sample_videos
-from pvdm_core.training import (EMA, Pace, StepBatchSampler, StopRequest, TrainState, check_finite, due,
-                                grad_accumulation, grad_scaler, latest_checkpoint, micro_batches, optimizer_step,
-                                rank_rows, set_lr, step_generator, wrap_for_training)
+from pvdm_core.training import (EMA, Pace, StepBatchSampler, StopRequest, TimeBudget, TrainState, check_finite,
+                                due, grad_accumulation, grad_scaler, latest_checkpoint, micro_batches,
+                                optimizer_step, rank_rows, set_lr, step_generator, wrap_for_training)
 
 
 @dataclass
@@ -58,6 +58,7 @@ class DiffusionTrainOptions:
     latents: Path | None = None
     max_time: float | None = None  # seconds
     strict: bool = False
+    time_budget: TimeBudget | None = None  # the lr schedule follows the clock too (`pvdm demo`)
 
 
 class LatentPairs(torch.utils.data.Dataset):
@@ -149,6 +150,12 @@ def collate(items: list[tuple[Latents, Latents, bool, int]]) -> tuple[Latents, L
     return z, z_prev, torch.tensor([it[2] for it in items]), torch.tensor([it[3] for it in items], dtype=torch.long)
 
 
+def noisy_condition(z_prev: Latents, sigma: float, g: torch.Generator, global_batch: int, mine: slice) -> Latents:
+    """This rank's previous-clip latents plus N(0, sigma^2) noise drawn for the global batch
+    (`diffusion.cond_noise`; the latents are in units of their std)."""
+    return Latents(*(p + sigma * torch.randn((global_batch, *p.shape[1:]), generator=g)[mine] for p in z_prev))
+
+
 def training_latents(cfg: Config, opts: DiffusionTrainOptions, latent_std: tuple[float, ...] | None
                      ) -> tuple[LatentPairs, tuple[float, ...], list[str]]:
     """The latents in memory (cached, or the AE's training split encoded now), scaled by their
@@ -222,16 +229,19 @@ def train_diffusion(cfg: Config, opts: DiffusionTrainOptions) -> dict[str, Any]:
             # drawn last and only by class-conditional models: unconditional runs draw as before
             label_mine = (torch.where(draw_label_drop(tc.batch_size, cfg.diffusion.label_dropout, g)[mine], -1, label)
                           if class_names else None)
+            if cfg.diffusion.cond_noise > 0:  # drawn after everything else: runs without it draw as before
+                z_prev = noisy_condition(z_prev, cfg.diffusion.cond_noise, g, tc.batch_size, mine)
 
             # forward and backward per micro-batch; gradients sync on the last
-            set_lr(opt, tc, state.step)
+            set_lr(opt, tc, state.step, opts.time_budget.share() if opts.time_budget else 0.0)
             loss_sum = 0.0
             for rows, sync in grad_accumulation(ddp, micro, tc.grad_accum):
                 to_dev = lambda planes: planes.take(rows).to(device.device, non_blocking=True)
                 with autocast(device), sync:
                     loss = diffusion_loss(forward, to_dev(z), to_dev(z_prev), t_mine[rows].to(device.device),
                                           to_dev(noise_mine), mask_mine[rows], schedule, cfg.diffusion.prediction,
-                                          label_mine[rows].to(device.device) if class_names else None)
+                                          label_mine[rows].to(device.device) if class_names else None,
+                                          cfg.diffusion.min_snr_gamma)
                     scaler.scale(loss / tc.grad_accum).backward()
                 loss_sum += float(loss.detach()) / tc.grad_accum
             check_finite(loss_sum, state.step, run_dir)

@@ -176,23 +176,44 @@ class EMA:
         self.model.load_state_dict(state)
 
 
-def set_lr(opt: torch.optim.Optimizer, tc: AETrainConfig | DiffusionTrainConfig, step: int) -> None:
+def set_lr(opt: torch.optim.Optimizer, tc: AETrainConfig | DiffusionTrainConfig, step: int,
+           time_share: float = 0.0) -> None:
     """Set the lr of 0-based `step` from a train config's lr, steps, lr_schedule, warmup_steps and
-    min_lr_ratio: a function of the step alone, so a resumed run follows the same schedule."""
-    lr = tc.lr * lr_factor(step, tc.steps, tc.lr_schedule, tc.warmup_steps, tc.min_lr_ratio)
+    min_lr_ratio: a function of the step alone, so a resumed run follows the same schedule, unless
+    a time budget gives `time_share` (see `TimeBudget`)."""
+    lr = tc.lr * lr_factor(step, tc.steps, tc.lr_schedule, tc.warmup_steps, tc.min_lr_ratio, time_share)
     for group in opt.param_groups:
         group["lr"] = lr
 
 
-def lr_factor(step: int, total: int, schedule: str, warmup: int, min_ratio: float) -> float:
+def lr_factor(step: int, total: int, schedule: str, warmup: int, min_ratio: float, time_share: float = 0.0) -> float:
     """Learning-rate multiplier for 0-based `step` of `total`: linear warm-up over `warmup` steps,
-    then 1 (constant) or a cosine from 1 down to `min_ratio` at step `total` (cosine)."""
+    then 1 (constant) or a cosine from 1 down to `min_ratio` at step `total` (cosine). The cosine's
+    progress is the larger of the steps' share and `time_share`, the share of a time budget used."""
     if step < warmup:
         return (step + 1) / warmup
     if schedule == "constant" or total <= warmup:
         return 1.0
-    progress = min(1.0, (step - warmup) / (total - warmup))
+    progress = min(1.0, max((step - warmup) / (total - warmup), time_share))
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class TimeBudget:
+    """A training stage's wall-clock budget (`pvdm demo`). The lr schedule anneals over whichever
+    runs out first, the steps or this time, so the pace is re-measured at every step: a slow
+    (busy) first minute costs a minute of training, not the plan of the whole run. `spent_s` is
+    what earlier runs of the same stage used; a resumed run continues the schedule from there, so
+    it is not bit-identical to an uninterrupted one (its lrs depend on the clock)."""
+
+    def __init__(self, total_s: float, spent_s: float = 0.0):
+        self.total_s, self.spent_s, self.started = total_s, spent_s, time.monotonic()
+
+    def share(self) -> float:
+        """Share of the budget used so far, in [0, 1]."""
+        return min(1.0, (self.spent_s + time.monotonic() - self.started) / self.total_s) if self.total_s > 0 else 1.0
+
+    def left_s(self) -> float:
+        return max(0.0, self.total_s - self.spent_s)
 
 
 # ---------------------------------------------------------------------------------------------

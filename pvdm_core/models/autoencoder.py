@@ -327,9 +327,11 @@ class ProjectedAutoencoder(nn.Module):
         x = rearrange(frames, "(b t) c hh ww -> b c t hh ww", b=z.batch_size)
         return 2 * torch.sigmoid(x) - 1
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Latents]:
+    def forward(self, x: Tensor, latent_noise: Latents | None = None) -> tuple[Tensor, Latents]:
+        """(reconstruction, latents); `latent_noise` is added to the latents before decoding."""
         z = self.encode(x)
-        return self.decode(z), z
+        noisy = z if latent_noise is None else Latents(*(p + n for p, n in zip(z, latent_noise)))
+        return self.decode(noisy), z
 
 
 def _init_linear(m: nn.Module) -> None:
