@@ -8,7 +8,7 @@
    diffusion.label_dropout=0.1` and a warm-up + cosine lr, both on the class-labelled synthetic
    set (one shape a video; its kind, disc/square/triangle, is the class). Re-running with the
    same --out resumes and reuses finished runs and samples.
-2. The judge (shape_classifier.py): a small CNN trained for a couple of minutes on frames of real
+2. The judge (pvdm_core/metrics/shape_judge.py): a small CNN trained for a couple of minutes on frames of real
    class-labelled training videos and their AE reconstructions; its held-out accuracy is reported.
 3. Class: `pvdm sample --class disc,square,triangle --guidance W` for each W (videos cycle over
    the classes, the same seeds for every W), and once without --class (the null label). Table:
@@ -42,7 +42,7 @@ RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from reporting import cpu_model, load_avg, pvdm, read_metrics, replace_section  # noqa: E402
 from classes_sheets import boundary_sheet, class_sheet, reference_frames  # noqa: E402
-from shape_classifier import Judge, make_net, real_videos, through_ae, to_float_videos, train_judge  # noqa: E402
+from pvdm_core.metrics.shape_judge import Judge, make_net, real_videos, through_ae, to_float_videos, train_judge  # noqa: E402
 
 from pvdm_core.artifacts import load_autoencoder, load_diffusion  # noqa: E402
 from pvdm_core.checkpoint import resolve_checkpoint  # noqa: E402
@@ -52,6 +52,7 @@ from pvdm_core.data.synthetic import SHAPES  # noqa: E402
 from pvdm_core.device import choose_device  # noqa: E402
 from pvdm_core.fvd.distance import fvd_from_stats  # noqa: E402
 from pvdm_core.fvd.stats import FeatureStats  # noqa: E402
+from pvdm_core.metrics.continuity import boundary_jump  # noqa: E402
 from pvdm_core.sample import encode, generate  # noqa: E402
 from pvdm_core.video_io import to_float  # noqa: E402
 
@@ -171,15 +172,6 @@ def class_scores(judge: Judge, videos: np.ndarray, want: np.ndarray | None) -> d
     return {"confusion": conf.tolist(), "share": float((pred == want).mean()),
             "share_per_class": [float(conf[c, c] / max(1, conf[c].sum())) for c in range(len(SHAPES))],
             "p_requested": float(p[np.arange(len(p)), want].mean()), "pred": pred.tolist()}
-
-
-def boundary_jump(videos: np.ndarray, clip: int) -> dict:
-    """Mean |x_{t+1} - x_t| (0-255 scale) across the clip boundary (t = clip - 1), elsewhere, and
-    inside clip 2 alone (the generated one in an extension)."""
-    d = np.abs(np.diff(videos.astype(np.float32), axis=1)).mean(axis=(2, 3, 4))  # (N, T-1)
-    inside = np.delete(d, clip - 1, axis=1)
-    return {"boundary": float(d[:, clip - 1].mean()), "inside": float(inside.mean()),
-            "inside2": float(d[:, clip:].mean()), "ratio": float(d[:, clip - 1].mean() / inside.mean())}
 
 
 def extend_real(dm_dir: Path, real: np.ndarray, labels: np.ndarray, out: Path, frames: int, weights: list[float],
@@ -362,7 +354,7 @@ def main() -> None:
         f"loss {losses[0] if losses else float('nan'):.3f} at the first log step, {np.mean(losses[-10:]):.3f} "
         f"over the last 10 logged). Sampling: DDIM 50 steps, eta 1, EMA weights, "
         f"seed {args.seed}; {args.num} videos per weight, classes cycled, the same seeds for every weight.",
-        f"- Judge: a 3-layer CNN (benchmarks/shape_classifier.py) trained {j['steps']} steps ({j['seconds']:.0f} s) on "
+        f"- Judge: a 3-layer CNN (pvdm_core/metrics/shape_judge.py) trained {j['steps']} steps ({j['seconds']:.0f} s) on "
         f"4 frames each of 4,096 real class-labelled videos (seeds of its own) and of their AE reconstructions; "
         f"held-out accuracy per video "
         f"(192 test seeds): {j['accuracy']['real']:.1%} on real videos, {j['accuracy']['reconstructed']:.1%} on their "

@@ -21,6 +21,7 @@ hard-edged: at 32 px their outlines were all a minutes-long training run could n
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +30,7 @@ import torch
 from torch.utils.data import Dataset
 
 SHAPES = ("disc", "square", "triangle")
+LABELS_FILE = "labels.json"  # beside class-labelled videos written by `pvdm synth`: file name -> class
 EDGE_PX = 1.5  # width of a shape's anti-aliased edge, in pixels
 # The class-labelled set is drawn so that a viewer can check its label at 32 px, where the small
 # autoencoders decode a default-sized, low-contrast shape as a blob whose kind no one can tell:
@@ -41,6 +43,11 @@ SINGLE_TRIANGLE_MAX_RADIUS = 0.42  # of the frame: keeps 16% of it to bounce in
 # - the shape's colour differs from the background's mean by at least this in every channel
 #   (on the 0-1 scale), so no shape fades into its background.
 SINGLE_SHAPE_CONTRAST = 0.25
+# - it moves and turns this much slower (at most 0.48 px and 0.04 rad a frame: up to 8 px and 35
+#   degrees over a 16-frame clip). PVDM's content plane pools each pixel over the clip; a shape
+#   that crosses the frame and turns half a revolution in one clip pools into a round smear, and
+#   the small decoders then draw every class as a disc (benchmarks/RESULTS.md, "Learning").
+SINGLE_SHAPE_SLOWDOWN = (0.3, 0.2)  # (velocity, spin)
 
 
 def _shape_mask(kind: str, dx: torch.Tensor, dy: torch.Tensor, radius: float, angle: torch.Tensor) -> torch.Tensor:
@@ -110,6 +117,8 @@ def _render(seed: int, frames: int, resolution: int, single_shape: bool) -> tupl
         lo, span = radius, r - 2 * radius
         pos0, vel = rand(2) * span, (rand(2) - 0.5) * r * 0.1  # up to 1.6 px a frame at 32 px
         angle0, spin = rand(1) * 2 * math.pi, (rand(1) - 0.5) * 0.4  # up to 0.2 rad a frame
+        if single_shape:
+            vel, spin = vel * SINGLE_SHAPE_SLOWDOWN[0], spin * SINGLE_SHAPE_SLOWDOWN[1]
         travel = (pos0 + vel * t.reshape(-1, 1)) % (2 * span)  # (T, 2)
         centre = (lo + torch.where(travel > span, 2 * span - travel, travel))[:, :, None, None]  # (T, 2, 1, 1)
         mask = _shape_mask(kind, x - centre[:, 0], y - centre[:, 1], radius, angle0 + spin * t)[..., None]
@@ -152,7 +161,10 @@ def write_synthetic_videos(out_dir: Path, num: int, frames: int, resolution: int
                            fmt: str = "mp4", fps: float = 8.0, on_video: Callable[[], None] | None = None,
                            single_shape: bool = False) -> list[Path]:
     """Write `num` synthetic videos as files (a ready `real/` folder for every command); the file
-    name `synthetic_<seed>` keeps the seed, from which the class label follows."""
+    name `synthetic_<seed>` keeps the seed, from which the class label follows. The class-labelled
+    set (`single_shape`) also gets labels.json (file name -> class name), so anyone can score
+    samples per class without pvdm."""
+    from pvdm_core.atomic import write_text_atomic
     from pvdm_core.video_io import to_uint8, write_video
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -163,4 +175,7 @@ def write_synthetic_videos(out_dir: Path, num: int, frames: int, resolution: int
         paths.append(write_video(out_dir / f"synthetic_{first_seed + i:08d}{suffix}", video, fps=fps, fmt=fmt))
         if on_video:
             on_video()
+    if single_shape:
+        labels = {p.name: synthetic_main_shape(first_seed + i) for i, p in enumerate(paths)}
+        write_text_atomic(out_dir / LABELS_FILE, json.dumps(labels, indent=1) + "\n")
     return paths

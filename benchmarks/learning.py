@@ -1,0 +1,213 @@
+"""Does pvdm's diffusion stage learn? Diagnostics on a fixed class-set autoencoder (issue 24).
+
+    python benchmarks/learning.py robust   --ae AE --out DIR            # how precise must a latent be?
+    python benchmarks/learning.py memorise --ae AE --out DIR --videos 1 --steps 600 [--set k=v ...]
+    python benchmarks/learning.py score    --ae AE --dm DM --out DIR    # judge share, swaps, sheet
+
+- robust: real held-out latents plus Gaussian noise of sigma x (each plane's std), decoded; the
+  judge's accuracy and PSNR against the clean reconstruction per sigma. A diffusion model's
+  residual error lands in the latent like this noise, so the sigma at which shapes dissolve is
+  the precision the diffusion model must reach.
+- memorise: train-diffusion on the first V class-set videos (2V clips) alone, then sample: a
+  model that can learn reproduces its training clips (nearest training clip PSNR, dB), which
+  separates "cannot learn" from "too little compute".
+- score: class-conditional samples at guidance 0 and 2, judged (share of the requested class);
+  then each generated plane swapped for the real latent of a test video of the same class and
+  decoded: the plane whose swap raises the share most is the one the model gets wrong.
+
+Every experiment appends one JSON line to DIR/results.jsonl and writes a PNG sheet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from reporting import load_avg, pvdm  # noqa: E402
+from pvdm_core.metrics.continuity import boundary_jump  # noqa: E402
+from pvdm_core.metrics.shape_judge import Judge, real_videos, train_judge  # noqa: E402
+
+from pvdm_core.artifacts import LoadedAE, load_autoencoder, load_diffusion  # noqa: E402
+from pvdm_core.contact_sheet import SheetRow, write_contact_sheet  # noqa: E402
+from pvdm_core.data.datasets import SYNTHETIC_TEST_OFFSET  # noqa: E402
+from pvdm_core.data.synthetic import SHAPES  # noqa: E402
+from pvdm_core.device import choose_device  # noqa: E402
+from pvdm_core.models.autoencoder import Latents  # noqa: E402
+from pvdm_core.sample import noise_source, sample_clip  # noqa: E402
+from pvdm_core.video_io import to_uint8  # noqa: E402
+
+CPU = choose_device("cpu")
+CLASS_SETS = ["--set", "unet.num_classes=3", "--set", "data.class_labels=true"]
+
+
+def judge_for(out: Path) -> Judge:
+    """The demo's shape judge (trained on real videos only, so one judge scores every
+    autoencoder alike), trained once and kept in out/judge.pt."""
+    path = out / "judge.pt"
+    if path.is_file():
+        return Judge.from_state_dict(torch.load(path, weights_only=True))
+    judge = train_judge()
+    torch.save(judge.state_dict(), path)
+    print(f"judge: {judge.accuracy} after {judge.steps} steps ({judge.train_seconds:.0f} s)", file=sys.stderr)
+    return judge
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per video PSNR (dB) of (N, 3, T, H, W) in [-1, 1] against (N, ...) or broadcast."""
+    mse = ((a.clamp(-1, 1) - b.clamp(-1, 1)) / 2).pow(2).flatten(1).mean(1)
+    return -10 * torch.log10(mse.clamp_min(1e-10))
+
+
+def share(judge: Judge, videos: torch.Tensor, want: torch.Tensor) -> float:
+    return float((judge.probabilities(videos).argmax(1) == want).float().mean())
+
+
+def to_uint8_batch(videos: torch.Tensor) -> np.ndarray:
+    """(N, 3, T, H, W) in [-1, 1] -> uint8 (N, T, H, W, 3)."""
+    return np.stack([to_uint8(v) for v in videos])
+
+
+def record(out: Path, row: dict) -> None:
+    row = {"time": time.strftime("%Y-%m-%d %H:%M"), "load": load_avg(), **row}
+    print(json.dumps(row), flush=True)
+    with open(out / "results.jsonl", "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def sheet(path: Path, rows: list[tuple[str, torch.Tensor]], title: str) -> None:
+    """One row per (label, videos (N, 3, T, H, W)): frame 0 of each of the first 12 videos."""
+    cells = [SheetRow(label, np.stack([to_uint8(v)[0] for v in videos[:12]])) for label, videos in rows]
+    write_contact_sheet(path, cells, title, every=1, columns=[f"#{i}" for i in range(12)])
+
+
+@torch.no_grad()
+def test_set(ae: LoadedAE, num: int) -> tuple[torch.Tensor, torch.Tensor, Latents]:
+    videos, labels = real_videos(range(SYNTHETIC_TEST_OFFSET, SYNTHETIC_TEST_OFFSET + num), 16, 32)
+    return videos, labels, ae.model.encode(videos)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def robust(args: argparse.Namespace) -> None:
+    ae, judge = load_autoencoder(args.ae, CPU.device), judge_for(args.out)
+    with torch.no_grad():
+        _robust(args, ae, judge)
+
+
+def _robust(args: argparse.Namespace, ae: LoadedAE, judge: Judge) -> None:
+    videos, labels, z = test_set(ae, 96)
+    clean = ae.model.decode(z)
+    std = [float(p.std()) for p in z]
+    g = torch.Generator().manual_seed(0)
+    rows = []
+    for sigma in (0.0, 0.05, 0.1, 0.2, 0.3, 0.5):
+        noisy = Latents(*(p + sigma * s * torch.randn(p.shape, generator=g) for p, s in zip(z, std)))
+        rebuilt = ae.model.decode(noisy)
+        record(args.out, {"experiment": "robust", "sigma": sigma, "judge": share(judge, rebuilt, labels),
+                          "psnr_vs_clean": float(psnr(rebuilt, clean).mean()), "plane_std": std})
+        rows.append((f"sigma {sigma:g}", rebuilt))
+    sheet(args.out / "robust.png", [("real", videos)] + rows, "decoded latents + noise (sigma x plane std)")
+
+
+def train_on(args: argparse.Namespace, run: Path, videos: int | None, steps: int) -> dict:
+    extra = ["--set", f"data.synthetic_train={videos}"] if videos else []
+    for s in args.set:
+        extra += ["--set", s]
+    t0 = time.monotonic()
+    result = pvdm("train-diffusion", "--preset", args.preset, "--ae", str(args.ae), "--out", str(run),
+                  "--steps", str(steps), *CLASS_SETS, *extra, log=[])
+    return {**result, "seconds": time.monotonic() - t0}
+
+
+@torch.no_grad()
+def generate(dm: Path, labels: torch.Tensor, guidance: float, seed: int = 0, steps: int = 25,
+             clips: int = 1) -> tuple[Latents, torch.Tensor]:
+    """Class-conditional videos (N, 3, clips * T, H, W) of classes `labels` (-1: the null label),
+    clip k > 1 conditioned on clip k - 1 as `pvdm sample` does; the latents of the last clip."""
+    model = load_diffusion(dm, CPU.device)
+    opts = dataclasses.replace(model.cfg.sample, guidance=guidance, steps=steps)
+    noise, cond, videos = noise_source(list(range(seed, seed + len(labels))), opts.noise), None, []
+    for _ in range(clips):
+        z = sample_clip(model, cond, noise, opts, CPU, batch=len(labels), label=labels)
+        videos.append(model.ae.model.decode(z).float().clamp(-1, 1))
+        cond = model.ae.model.encode(videos[-1])
+    return z, torch.cat(videos, dim=2)
+
+
+def memorise(args: argparse.Namespace) -> None:
+    run = args.out / f"mem{args.videos}-{args.steps}{args.tag}"
+    result = train_on(args, run, args.videos, args.steps)
+    ae = load_autoencoder(args.ae, CPU.device)
+    seeds = range(0, args.videos)
+    train, labels = real_videos(seeds, 32, 32)
+    clips = torch.cat([train[:, :, :16], train[:, :, 16:]])  # (2V, 3, 16, R, R) the 2V training clips
+    clip_labels = torch.cat([labels, labels])
+    want = clip_labels[torch.arange(16) % len(clip_labels)]
+    _, samples = generate(run, want, 0.0)
+    with torch.no_grad():
+        recon = ae.model.decode(ae.model.encode(clips))
+    near = torch.stack([psnr(s[None], recon).max() for s in samples])  # best match among the training clips
+    record(args.out, {"experiment": "memorise", "videos": args.videos, "steps": args.steps, "set": args.set,
+                      "train_seconds": round(result["seconds"], 1), "loss_ema": result.get("loss_ema"),
+                      "nearest_psnr_mean": float(near.mean()), "nearest_psnr_min": float(near.min()),
+                      "share_above_25db": float((near > 25).float().mean())})
+    sheet(args.out / f"{run.name}.png", [("training clips (AE)", recon), ("samples", samples)],
+          f"memorise {args.videos} videos, {args.steps} steps: nearest PSNR {near.mean():.1f} dB")
+
+
+def score(args: argparse.Namespace) -> None:
+    ae, judge = load_autoencoder(args.ae, CPU.device), judge_for(args.out)
+    n = args.num
+    want = torch.arange(n) % len(SHAPES)
+    out = {"experiment": "score", "dm": str(args.dm), "judge_accuracy": judge.accuracy}
+    rows = []
+    for w in (0.0, 2.0):
+        z, videos = generate(args.dm, want, w)
+        out[f"share_w{w:g}"] = share(judge, videos, want)
+        rows += [(f"w={w:g} {SHAPES[c]}", videos[want == c]) for c in range(len(SHAPES))]
+    # swaps: each generated plane replaced by the real plane of a test video of the requested class
+    real, real_labels, zr = test_set(ae, 3 * n)
+    pick = torch.stack([torch.nonzero(real_labels == c)[i // len(SHAPES)][0] for i, c in enumerate(want.tolist())])
+    for k, name in enumerate(Latents._fields):
+        swapped = Latents(*(zr[j][pick] if j == k else z[j] for j in range(len(z))))
+        with torch.no_grad():
+            out[f"share_w2_real_{name}"] = share(judge, ae.model.decode(swapped).float(), want)
+    _, two = generate(args.dm, want[:24], 0.0, clips=2)
+    out["boundary"] = boundary_jump((to_uint8_batch(two)), 16)
+    record(args.out, out)
+    sheet(args.out / f"score-{Path(args.dm).name}.png", rows, f"class samples of {args.dm}")
+    write_contact_sheet(args.out / f"boundary-{Path(args.dm).name}.png",
+                        [SheetRow(f"video {i}", to_uint8(v)[8:24], generated_from=8) for i, v in enumerate(two[:4])],
+                        "two generated clips, frames 8-23 (clip 2 in orange)", every=1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", choices=["robust", "memorise", "score"])
+    ap.add_argument("--ae", type=Path, required=True)
+    ap.add_argument("--dm", type=Path)
+    ap.add_argument("--out", type=Path, default=Path("runs/learning"))
+    ap.add_argument("--preset", default="demo")
+    ap.add_argument("--videos", type=int, default=1)
+    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--num", type=int, default=48)
+    ap.add_argument("--tag", default="")
+    ap.add_argument("--set", action="append", default=[])
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    {"robust": robust, "memorise": memorise, "score": score}[args.what](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+"""How smoothly a generated clip continues the one before it: the jump at the clip boundary.
+
+PVDM makes long videos clip by clip, each conditioned on the last; when the condition is not
+used well, the video jumps at every boundary. The measure is the mean absolute frame difference
+across the boundary against the mean inside the clips: a real video scores about 1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def boundary_jump(videos: np.ndarray, clip: int) -> dict[str, float]:
+    """uint8 (N, T, H, W, 3) videos whose second clip starts at frame `clip`: mean |x_{t+1} - x_t|
+    (0-255 scale) across the boundary (t = clip - 1), elsewhere ("inside"), inside clip 2 alone
+    (the generated one in an extension), and boundary / inside ("ratio")."""
+    d = np.abs(np.diff(videos.astype(np.float32), axis=1)).mean(axis=(2, 3, 4))  # (N, T-1)
+    inside = np.delete(d, clip - 1, axis=1)
+    return {"boundary": float(d[:, clip - 1].mean()), "inside": float(inside.mean()),
+            "inside2": float(d[:, clip:].mean()), "ratio": float(d[:, clip - 1].mean() / inside.mean())}
