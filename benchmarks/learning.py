@@ -119,23 +119,30 @@ def _robust(args: argparse.Namespace, ae: LoadedAE, judge: Judge) -> None:
     sheet(args.out / "robust.png", [("real", videos)] + rows, "decoded latents + noise (sigma x plane std)")
 
 
-def train_on(args: argparse.Namespace, run: Path, videos: int | None, steps: int) -> dict:
-    extra = ["--set", f"data.synthetic_train={videos}"] if videos else []
-    for s in args.set:
-        extra += ["--set", s]
+def train_on(args: argparse.Namespace, run: Path, videos: int, steps: int) -> dict:
+    """train-diffusion on the latents of the first `videos` class-set training videos (seeds 0..,
+    32 frames: two consecutive clips each), through the commands a user would run."""
+    data = args.out / f"train{videos}"
+    if not (data / "latents.npz").is_file():
+        pvdm("synth", str(data / "videos"), "--num", str(videos), "--frames", "32", "--split", "train", "--format", "frames",
+             "--set", "data.class_labels=true", log=[])
+        pvdm("encode", str(data / "videos"), "--ae", str(args.ae), "-o", str(data / "latents.npz"), "--clips", "all",
+             "--class-labels", "--dtype", "float32", log=[])
+    extra = [a for s in args.set for a in ("--set", s)]
     t0 = time.monotonic()
     result = pvdm("train-diffusion", "--preset", args.preset, "--ae", str(args.ae), "--out", str(run),
-                  "--steps", str(steps), *CLASS_SETS, *extra, log=[])
+                  "--latents", str(data / "latents.npz"), "--steps", str(steps), *CLASS_SETS, *extra, log=[])
     return {**result, "seconds": time.monotonic() - t0}
 
 
 @torch.no_grad()
 def generate(dm: Path, labels: torch.Tensor, guidance: float, seed: int = 0, steps: int = 25,
-             clips: int = 1) -> tuple[Latents, torch.Tensor]:
+             clips: int = 1, eta: float | None = None) -> tuple[Latents, torch.Tensor]:
     """Class-conditional videos (N, 3, clips * T, H, W) of classes `labels` (-1: the null label),
     clip k > 1 conditioned on clip k - 1 as `pvdm sample` does; the latents of the last clip."""
     model = load_diffusion(dm, CPU.device)
-    opts = dataclasses.replace(model.cfg.sample, guidance=guidance, steps=steps)
+    opts = dataclasses.replace(model.cfg.sample, guidance=guidance, steps=steps,
+                               eta=model.cfg.sample.eta if eta is None else eta)
     noise, cond, videos = noise_source(list(range(seed, seed + len(labels))), opts.noise), None, []
     for _ in range(clips):
         z = sample_clip(model, cond, noise, opts, CPU, batch=len(labels), label=labels)
@@ -171,8 +178,9 @@ def score(args: argparse.Namespace) -> None:
     want = torch.arange(n) % len(SHAPES)
     out = {"experiment": "score", "dm": str(args.dm), "judge_accuracy": judge.accuracy}
     rows = []
+    out.update(sampler_steps=args.sampler_steps, eta=args.eta)
     for w in (0.0, 2.0):
-        z, videos = generate(args.dm, want, w)
+        z, videos = generate(args.dm, want, w, steps=args.sampler_steps, eta=args.eta)
         out[f"share_w{w:g}"] = share(judge, videos, want)
         rows += [(f"w={w:g} {SHAPES[c]}", videos[want == c]) for c in range(len(SHAPES))]
     # swaps: each generated plane replaced by the real plane of a test video of the requested class
@@ -202,6 +210,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--num", type=int, default=48)
     ap.add_argument("--tag", default="")
+    ap.add_argument("--sampler-steps", type=int, default=25)
+    ap.add_argument("--eta", type=float, default=None, help="DDIM eta (default: the model's)")
     ap.add_argument("--set", action="append", default=[])
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

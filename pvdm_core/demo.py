@@ -2,18 +2,21 @@
 
 Stages, each a call of the same core functions the separate commands use:
 
-  plan             measure this machine and fix the step counts (demo_plan.py)
   data             held-out videos (test seeds, never trained on) -> real/, real-32/
-  train-ae         the autoencoder -> ae/ (train-ae with a deadline)
-  train-diffusion  the diffusion model -> dm/
-  sample           generated/ (for FVD), untrained/ (a step-0 UNet), long/ (32 frames), extended/
+  judge            the shape judge, trained on real videos of its own seeds (class-conditional)
+  plan             measure this machine, reserve evaluation time, budget training (demo_plan.py)
+  train-ae         the autoencoder -> ae/ (train-ae within its wall-clock budget)
+  train-diffusion  the diffusion model -> dm/ (within what is left, re-measured when it starts)
+  sample           generated/ (classes in turn, guided), null/ (null label), untrained/ (a step-0
+                   UNet), long/ (32 frames), extended/ (held-out videos continued)
   reconstruct      recon/: the held-out videos through the autoencoder; PSNR and SSIM
   fvd              generated, reconstructions (the floor) and untrained (the ceiling) vs real
+  score            the judge's share of each requested class, the clip-boundary jump (demo_score.py)
   report           summary.json and contact_sheet.png (demo_report.py)
 
 `demo.json` in the folder records the settings, the plan, finished stages and the seconds each
 took. Re-running the same command continues: finished stages are skipped and the training
-commands resume from their checkpoints, within what is left of their time caps.
+commands resume from their checkpoints, within what is left of their time budgets.
 """
 
 from __future__ import annotations
@@ -34,13 +37,17 @@ from pvdm_core.atomic import write_text_atomic
 from pvdm_core.config import load_config
 from pvdm_core.data.synthetic import synthetic_video, write_synthetic_videos
 from pvdm_core.demo_report import load_average
-from pvdm_core.demo_plan import NUM_EXTEND, NUM_LONG, make_plan
+from pvdm_core.demo_plan import NUM_EXTEND, NUM_LONG, diffusion_budget, make_plan
 from pvdm_core.demo_state import STATE, DemoOptions, DemoRun, DemoState
 from pvdm_core.errors import BadInputError, PvdmError
 from pvdm_core.progress import log, progress_bar
 from pvdm_core.runs import dumps, prepare_run_dir
+from pvdm_core.training import TimeBudget
 
 SAMPLE_BATCH = 32  # videos sampled together: the tiny UNet is overhead-bound at small batches
+# The shape judge's training: 2048 videos' frames, at most 600 steps or 2 minutes (it reaches
+# >= 98% on held-out real videos well before, see benchmarks/RESULTS.md, "Learning").
+JUDGE_BUDGET = {"n_train": 2048, "max_steps": 600, "max_seconds": 120.0}
 BUSY_SHARE = 0.4  # a plan training for less than this share of the budget warns
 LONG_SEED = 1000  # 32-frame samples use seeds 1000, 1001, ... (the FVD samples use 0 .. N-1)
 
@@ -52,9 +59,10 @@ class DemoInterrupted(PvdmError):
 def _stage_plan(run: DemoRun) -> dict:
     elapsed = sum(run.state.data["seconds"].values())
     plan = make_plan(run.cfg, run.opts.device, run.opts.minutes * 60, elapsed, run.opts.num_eval, SAMPLE_BATCH)
-    log(f"plan: {plan.ae_steps} autoencoder steps (cap {plan.ae_cap_s / 60:.1f} min), {plan.diffusion_steps} "
-        f"diffusion steps (cap {plan.diffusion_cap_s / 60:.1f} min), {plan.reserve_s / 60:.1f} min kept for "
-        f"sampling and evaluation; measured s/step: AE {plan.costs['ae_step']:.3f}, UNet {plan.costs['unet_step']:.3f}")
+    log(f"plan: autoencoder {plan.ae_cap_s / 60:.1f} min (at most {plan.ae_steps} steps), diffusion about "
+        f"{plan.diffusion_cap_s / 60:.1f} min (at most {plan.diffusion_steps} steps, re-planned when it starts), "
+        f"{plan.reserve_s / 60:.1f} min kept for sampling and evaluation; measured s/step: AE "
+        f"{plan.costs['ae_step']:.3f}, UNet {plan.costs['unet_step']:.3f}")
     training = plan.ae_cap_s + plan.diffusion_cap_s
     if training < BUSY_SHARE * plan.budget_s:
         # a busy machine (or a short --minutes): the timings above leave the models little to learn from
@@ -68,13 +76,28 @@ def _stage_plan(run: DemoRun) -> dict:
 def _stage_data(run: DemoRun) -> dict:
     d = run.cfg.data
     first = run.test_seed(0)
+    write = lambda name, num, frames, advance: write_synthetic_videos(  # noqa: E731
+        run.path(name), num, frames, d.resolution, first, on_video=advance, single_shape=d.class_labels)
     with progress_bar() as bar:
         task = bar.add_task("held-out videos", total=run.opts.num_eval + NUM_EXTEND, info="test seeds")
-        advance = lambda: bar.advance(task)
-        real = write_synthetic_videos(run.path("real"), run.opts.num_eval, d.frames, d.resolution, first, on_video=advance)
-        long = write_synthetic_videos(run.path("real-32"), NUM_EXTEND, 2 * d.frames, d.resolution, first, on_video=advance)
+        real = write("real", run.opts.num_eval, d.frames, lambda: bar.advance(task))
+        long = write("real-32", NUM_EXTEND, 2 * d.frames, lambda: bar.advance(task))
     return {"real": str(run.path("real")), "real_32": str(run.path("real-32")), "videos": len(real) + len(long),
             "first_seed": first}
+
+
+def _stage_judge(run: DemoRun) -> dict:
+    """The shape judge of a class-conditional demo, trained on real videos of its own seeds."""
+    from pvdm_core.metrics.shape_judge import train_judge
+
+    if not run.class_names:
+        return {"skipped": "unconditional model"}
+    d = run.cfg.data
+    log("training the shape judge on real class-labelled videos (its own seeds)")
+    judge = train_judge(frames=d.frames, resolution=d.resolution, seed=run.opts.seed, **JUDGE_BUDGET)
+    torch.save(judge.state_dict(), run.path("judge.pt"))
+    log(f"shape judge: {judge.accuracy['real']:.1%} right on held-out real videos")
+    return {"accuracy_real": judge.accuracy["real"], "steps": judge.steps, "seconds": round(judge.train_seconds, 1)}
 
 
 def _stopped_by_user(result: dict, stage: str, run: DemoRun) -> None:
@@ -83,9 +106,14 @@ def _stopped_by_user(result: dict, stage: str, run: DemoRun) -> None:
                               f"`pvdm demo --out {run.opts.out}` with the same options to resume")
 
 
-def _cap(run: DemoRun, stage: str, planned: float) -> float:
-    # StopRequest reads 0 as "no deadline": a spent cap still gets one step, then stops
-    return max(1.0, planned - run.state.spent(stage))
+def _cap(budget: TimeBudget) -> float:
+    # StopRequest reads 0 as "no deadline": a spent budget still gets one step, then stops
+    return max(1.0, budget.left_s())
+
+
+def _budget(run: DemoRun, stage: str, total_s: float) -> TimeBudget:
+    """The stage's wall-clock budget, continuing from what earlier runs of it spent."""
+    return TimeBudget(total_s, run.state.spent(stage))
 
 
 def _stage_train_ae(run: DemoRun) -> dict:
@@ -93,23 +121,31 @@ def _stage_train_ae(run: DemoRun) -> dict:
 
     cfg = dataclasses.replace(run.cfg, ae_train=dataclasses.replace(run.cfg.ae_train, steps=run.plan.ae_steps))
     run_dir = prepare_run_dir(run.path("ae"), cfg, "train-ae")
-    result = train_autoencoder(cfg, AETrainOptions(run_dir, run.opts.device, _cap(run, "train-ae", run.plan.ae_cap_s)))
+    budget = _budget(run, "train-ae", run.plan.ae_cap_s)
+    result = train_autoencoder(cfg, AETrainOptions(run_dir, run.opts.device, _cap(budget), time_budget=budget))
     _stopped_by_user(result, "train-ae", run)
-    return result
+    return {**result, "budget_s": round(budget.total_s, 1)}
 
 
 def _stage_train_diffusion(run: DemoRun) -> dict:
     from pvdm_core.train_diffusion import DiffusionTrainOptions, adopt_autoencoder, train_diffusion
 
+    if "diffusion_budget_s" not in run.state.data:  # re-planned once, when the stage first starts
+        spent = sum(run.state.data["seconds"].values())
+        seconds, costs = diffusion_budget(run.cfg, run.opts.device, run.plan, spent, run.opts.num_eval, SAMPLE_BATCH)
+        run.state.data.update(diffusion_budget_s=round(seconds, 1), diffusion_costs=costs)
+        run.state.save()
+        log(f"diffusion: {seconds / 60:.1f} min left for training (measured s/step: UNet {costs['unet_step']:.3f})")
     ae = load_autoencoder(run.path("ae"), run.opts.device.device)
     steps = run.plan.diffusion_steps
     cfg = adopt_autoencoder(dataclasses.replace(run.cfg, diffusion_train=dataclasses.replace(
         run.cfg.diffusion_train, steps=steps, sample_every=steps)), ae, set())
     run_dir = prepare_run_dir(run.path("dm"), cfg, "train-diffusion")
-    cap = _cap(run, "train-diffusion", run.plan.diffusion_cap_s)
-    result = train_diffusion(cfg, DiffusionTrainOptions(run_dir, run.opts.device, ae, None, cap))
+    budget = _budget(run, "train-diffusion", run.state.data["diffusion_budget_s"])
+    result = train_diffusion(cfg, DiffusionTrainOptions(run_dir, run.opts.device, ae, None, _cap(budget),
+                                                        time_budget=budget))
     _stopped_by_user(result, "train-diffusion", run)
-    return result
+    return {**result, "budget_s": round(budget.total_s, 1)}
 
 
 def untrained_model(trained: LoadedDiffusion, seed: int) -> LoadedDiffusion:
@@ -120,24 +156,35 @@ def untrained_model(trained: LoadedDiffusion, seed: int) -> LoadedDiffusion:
 
 
 def _stage_sample(run: DemoRun) -> dict:
+    """generated/: the FVD and judge set (classes in turn, guided, for a class-conditional model);
+    null/: the null label (unconditional); untrained/; long/: 32 frames; extended/: held-out videos
+    continued (conditioned on their class too)."""
+    from pvdm_core.data.labels import class_of
     from pvdm_core.sample import extend_video, sample_videos
 
     device, n, seed = run.opts.device, run.opts.num_eval, run.opts.seed
     model = load_diffusion(run.path("dm"), device.device)
     t, opts = model.cfg.data.frames, model.cfg.sample
+    classes = list(range(len(model.class_names))) or None
     untrained = untrained_model(model, model.cfg.run.seed)
     reals = run.real_videos()[:NUM_EXTEND]
-    calls = 2 * math.ceil(n / SAMPLE_BATCH) + 2 + len(reals)  # on_clip runs once per clip of a batch
+    batches = math.ceil(n / SAMPLE_BATCH)
+    calls = (3 if classes else 2) * batches + 2 * math.ceil(NUM_LONG / SAMPLE_BATCH) + len(reals)
     with progress_bar() as bar:
         task = bar.add_task("sample", total=calls, info=f"{opts.sampler} {opts.steps} steps, batches of clips")
-        advance = lambda: bar.advance(task)
-        sample_videos(model, run.path("generated"), n, t, seed, opts, device, SAMPLE_BATCH, on_clip=advance)
-        sample_videos(untrained, run.path("untrained"), n, t, seed, opts, device, SAMPLE_BATCH, on_clip=advance)
-        sample_videos(model, run.path("long"), NUM_LONG, 2 * t, seed + LONG_SEED, opts, device, NUM_LONG, on_clip=advance)
+        kw = {"device": device, "batch_size": SAMPLE_BATCH, "on_clip": lambda: bar.advance(task)}
+        sample_videos(model, run.path("generated"), n, t, seed, opts, classes=classes, **kw)
+        if classes:
+            sample_videos(model, run.path("null"), n, t, seed, opts, **kw)
+        sample_videos(untrained, run.path("untrained"), n, t, seed, opts, classes=classes, **kw)
+        sample_videos(model, run.path("long"), NUM_LONG, 2 * t, seed + LONG_SEED, opts, classes=classes, **kw)
         for i, real in enumerate(reals):
-            extend_video(model, real, run.path("extended") / real.name, t, seed + i, opts, device, on_clip=advance)
+            label = model.class_names.index(class_of(real.name)) if classes else None
+            extend_video(model, real, run.path("extended") / real.name, t, seed + i, opts, device,
+                         on_clip=kw["on_clip"], label=label)
     return {"generated": n, "untrained": n, "long": NUM_LONG, "extended": len(reals), "sampler": opts.sampler,
-            "sampler_steps": opts.steps, "eta": opts.eta}
+            "sampler_steps": opts.steps, "eta": opts.eta, "guidance": opts.guidance if classes else None,
+            "classes": model.class_names}
 
 
 def _stage_reconstruct(run: DemoRun) -> dict:
@@ -153,7 +200,8 @@ def _stage_reconstruct(run: DemoRun) -> dict:
                       on_clip=lambda: bar.advance(task))
     # PSNR/SSIM on the exact clips (before mp4), over every held-out video, as train-ae's evaluation
     d = ae.cfg.data
-    clips = torch.stack([synthetic_video(run.test_seed(i), d.frames, d.resolution) for i in range(len(videos))])
+    clips = torch.stack([synthetic_video(run.test_seed(i), d.frames, d.resolution, d.class_labels)
+                         for i in range(len(videos))])
     metrics, _ = evaluate(ae.model, clips, device, 16)
     return {"psnr": metrics["psnr"], "ssim": metrics["ssim"], "clips": len(videos)}
 
@@ -184,6 +232,12 @@ def _stage_fvd(run: DemoRun) -> dict:
             "weights_sha256": first["weights_sha256"], "resize": first["resize"], "ddof": first["ddof"]}
 
 
+def _stage_score(run: DemoRun) -> dict:
+    from pvdm_core.demo_score import score_demo
+
+    return score_demo(run)
+
+
 def _stage_report(run: DemoRun) -> dict:
     from pvdm_core.demo_report import build_summary, write_demo_sheet
 
@@ -194,9 +248,9 @@ def _stage_report(run: DemoRun) -> dict:
 
 
 STAGES: list[tuple[str, Callable[[DemoRun], dict]]] = [
-    ("plan", _stage_plan), ("data", _stage_data), ("train-ae", _stage_train_ae),
+    ("data", _stage_data), ("judge", _stage_judge), ("plan", _stage_plan), ("train-ae", _stage_train_ae),
     ("train-diffusion", _stage_train_diffusion), ("sample", _stage_sample), ("reconstruct", _stage_reconstruct),
-    ("fvd", _stage_fvd), ("report", _stage_report),
+    ("fvd", _stage_fvd), ("score", _stage_score), ("report", _stage_report),
 ]
 
 

@@ -1,13 +1,17 @@
-"""How `pvdm demo` spends its time budget: measure this machine, then fix the step counts.
+"""How `pvdm demo` spends its time budget: measure this machine, reserve what evaluation
+needs, and give the rest to training by the clock.
 
-The learning-rate schedules anneal over a known number of steps, so the steps have to be known
-before training starts. A few timed steps of each model, a few sampler steps and one I3D batch
-give the cost of every stage on this machine (and its current load); what is left after
-evaluation goes to training, split between the autoencoder and the diffusion model, capped at
-the preset's step counts. On a fast GPU the caps bind and the demo finishes early.
+A few timed steps of each model, a few sampler steps and one I3D batch give the cost of every
+stage on this machine (and its current load). What is left after evaluation is training time:
+the autoencoder gets AE_SHARE of it as a wall-clock budget, and when it is done the diffusion
+model gets everything left (`diffusion_budget`, re-measured then). Each trains until its time
+or the preset's step cap runs out, with its lr schedule annealing over whichever ends first
+(`training.TimeBudget`), so the pace is re-measured at every step: a busy first minute costs a
+minute, not the run. On a fast GPU the caps bind and the demo finishes early.
 
-The plan is written once into the demo folder; a re-run reuses it, so a resumed run trains
-to the same step counts (and the same schedules) as an uninterrupted one.
+The plan and each stage's budget are written into the demo folder once; a re-run keeps them
+and continues from the time already spent, so a resumed run ends where an uninterrupted one
+would, though not bit-identically (its lrs follow the clock).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ STEP_MARGIN = 1.05  # training: held-out evaluations and checkpoints every 250 s
 SAMPLE_MARGIN = 1.15  # sampling: decoding, re-encoding between clips, writing mp4s
 FVD_MARGIN = 1.4
 FIXED_S = 45.0  # held-out videos, reconstructions, loading models, the report (measured ~35 s)
-NUM_LONG = 2  # 32-frame samples (the second clip conditioned on the first)
+NUM_LONG = 12  # 32-frame samples (the second clip conditioned on the first): the boundary jump's sample
 NUM_EXTEND = 2  # held-out videos extended by a clip
 
 
@@ -131,29 +135,53 @@ def i3d_clip_seconds(device: DeviceChoice, frames: int) -> float:
         return _timed(lambda: fn(x), device, repeats=1, warmup=False) / 2
 
 
-def make_plan(cfg: Config, device: DeviceChoice, budget_s: float, spent_s: float, num_eval: int,
-              sample_batch: int) -> DemoPlan:
-    """Measure the costs, reserve time for sampling and evaluation, fit the step counts into what
-    is left of the budget after `spent_s` seconds and the measurements themselves."""
-    started = time.monotonic()
+def measure_costs(cfg: Config, device: DeviceChoice, sample_batch: int, models: bool = True) -> dict[str, float]:
+    """Seconds of one AE step and of making one video (`models`), one UNet training step, one
+    sampler step of `sample_batch` clips, one I3D clip."""
     costs: dict[str, float] = {}
-    costs["ae_step"], costs["video"] = ae_step_seconds(cfg, device)
+    if models:
+        costs["ae_step"], costs["video"] = ae_step_seconds(cfg, device)
     costs["unet_step"], costs["sample_step"] = unet_seconds(cfg, device, sample_batch)
     costs["i3d_clip"] = i3d_clip_seconds(device, cfg.data.frames)
+    return {k: round(v, 5) for k, v in costs.items()}
+
+
+def evaluation_seconds(cfg: Config, costs: dict[str, float], num_eval: int, sample_batch: int) -> float:
+    """What sampling, FVD and the rest after training are expected to take."""
     sampler_steps = 1000 if cfg.sample.sampler == "ddpm" else cfg.sample.steps
-    # batches of one clip each: generated and untrained, 2 clips of the long samples, one per extension
-    clips = 2 * math.ceil(num_eval / sample_batch) + 2 + NUM_EXTEND
-    # train-diffusion first makes and encodes the training split: 2T-frame videos, two clips each,
-    # an encode costing about a third of a training step's forward + backward per clip
+    # batches of one clip each: class-conditional (guided: two forwards a step), null-label and
+    # untrained samples, 2 clips of the long samples, one per extension
+    clips = 2 * 2 * math.ceil(num_eval / sample_batch) + math.ceil(num_eval / sample_batch) + 2 * 2 + NUM_EXTEND
+    return (SAMPLE_MARGIN * clips * sampler_steps * costs["sample_step"]
+            + FVD_MARGIN * 4 * num_eval * costs["i3d_clip"] + FIXED_S)
+
+
+def encode_seconds(cfg: Config, costs: dict[str, float]) -> float:
+    """train-diffusion first makes and encodes the training split: 2T-frame videos, two clips
+    each, an encode costing about a third of a training step's forward + backward per clip."""
     n_train = cfg.data.synthetic_train
-    encode_s = n_train * 2 * costs["video"] + 2 * n_train / cfg.ae_train.batch_size * costs["ae_step"] / 3
-    reserve = (SAMPLE_MARGIN * clips * sampler_steps * costs["sample_step"] + FVD_MARGIN * 4 * num_eval * costs["i3d_clip"]
-               + STEP_MARGIN * encode_s + FIXED_S)
-    elapsed = spent_s + time.monotonic() - started
-    train_s = max(0.0, budget_s - elapsed - reserve)
-    ae_cap, diffusion_cap = AE_SHARE * train_s, (1 - AE_SHARE) * train_s
-    # steps that fit the caps with room for evaluation and checkpoints; at least one of each
-    ae_steps = max(1, min(cfg.ae_train.steps, int(ae_cap / (STEP_MARGIN * costs["ae_step"]))))
-    diffusion_steps = max(1, min(cfg.diffusion_train.steps, int(diffusion_cap / (STEP_MARGIN * costs["unet_step"]))))
-    return DemoPlan(budget_s, ae_steps, diffusion_steps, ae_cap, diffusion_cap, reserve,
-                    {k: round(v, 5) for k, v in costs.items()})
+    return STEP_MARGIN * (n_train * 2 * costs["video"] + 2 * n_train / cfg.ae_train.batch_size * costs["ae_step"] / 3)
+
+
+def make_plan(cfg: Config, device: DeviceChoice, budget_s: float, spent_s: float, num_eval: int,
+              sample_batch: int) -> DemoPlan:
+    """Measure the costs, reserve time for encoding, sampling and evaluation, and split what is
+    left of the budget after `spent_s` seconds and the measurements themselves: AE_SHARE to the
+    autoencoder, the rest (re-planned when it starts, `diffusion_budget`) to the diffusion model.
+    The step counts are the preset's caps."""
+    started = time.monotonic()
+    costs = measure_costs(cfg, device, sample_batch)
+    reserve = evaluation_seconds(cfg, costs, num_eval, sample_batch) + encode_seconds(cfg, costs)
+    train_s = max(0.0, budget_s - spent_s - (time.monotonic() - started) - reserve)
+    return DemoPlan(budget_s, cfg.ae_train.steps, cfg.diffusion_train.steps, AE_SHARE * train_s,
+                    (1 - AE_SHARE) * train_s, reserve, costs)
+
+
+def diffusion_budget(cfg: Config, device: DeviceChoice, plan: DemoPlan, spent_s: float, num_eval: int,
+                     sample_batch: int) -> tuple[float, dict[str, float]]:
+    """When the autoencoder is done: seconds the diffusion model may train (what is left of the
+    budget after `spent_s` and the evaluation, re-measured now), and the new measurements."""
+    started = time.monotonic()
+    costs = {**plan.costs, **measure_costs(cfg, device, sample_batch, models=False)}
+    reserve = evaluation_seconds(cfg, costs, num_eval, sample_batch) + encode_seconds(cfg, costs)
+    return max(0.0, plan.budget_s - spent_s - (time.monotonic() - started) - reserve), costs

@@ -11,6 +11,7 @@ from typing import Any
 from pvdm_core.atomic import write_text_atomic
 from pvdm_core.config import Config
 from pvdm_core.data.datasets import SYNTHETIC_TEST_OFFSET
+from pvdm_core.data.synthetic import SHAPES
 from pvdm_core.demo_plan import DemoPlan
 from pvdm_core.device import DeviceChoice
 from pvdm_core.errors import BadInputError
@@ -82,6 +83,11 @@ class DemoRun:
     @property
     def plan(self) -> DemoPlan:
         return DemoPlan(**self.state.result("plan"))
+
+    @property
+    def class_names(self) -> list[str]:
+        """A class-conditional demo's classes in label order (the synthetic set's shapes), else []."""
+        return list(SHAPES) if self.cfg.unet.num_classes else []
 
     def real_videos(self) -> list[Path]:
         return sorted(self.path("real").glob("*.mp4"))

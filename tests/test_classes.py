@@ -53,6 +53,7 @@ def test_synthetic_label_is_the_one_shape(monkeypatch):
             m.setattr(synthetic, "SINGLE_SHAPE_SCALE", 1.0)
             m.setattr(synthetic, "SINGLE_TRIANGLE_SCALE", 1.0)
             m.setattr(synthetic, "SINGLE_SHAPE_CONTRAST", 0.0)
+            m.setattr(synthetic, "SINGLE_SHAPE_SLOWDOWN", (1.0, 1.0))
             assert torch.equal(synthetic_video(seed, 6, 16, single_shape=True), video) == (len(kinds) == 1)
     assert min(counts.values()) >= 8  # each kind about a third
 

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 import pvdm_core.demo as demo
-from pvdm_core import demo_plan
+from pvdm_core import demo_plan, demo_report
 from pvdm_core.config import load_config
 from pvdm_core.contact_sheet import GENERATED, SheetRow, render_contact_sheet
 from pvdm_core.demo_report import sheet_rows
@@ -51,12 +51,13 @@ def test_demo_runs_resumes_and_reports(cli, tmp_path, i3d_weights, monkeypatch, 
     monkeypatch.setenv("PVDM_I3D_WEIGHTS", str(i3d_weights))
     out = tmp_path / "d"
 
+    monkeypatch.setattr(demo, "JUDGE_BUDGET", {"n_train": 64, "max_steps": 20, "max_seconds": 30.0})
     # 1. interrupted in the sampling stage: the finished stages are recorded, training is kept
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(demo, "STAGES", [(n, _interrupt if n == "sample" else fn) for n, fn in demo.STAGES])
         invoke(cli, out, code=130)
     state = json.loads((out / "demo.json").read_text())
-    assert list(state["stages"]) == ["plan", "data", "train-ae", "train-diffusion"]
+    assert list(state["stages"]) == ["data", "judge", "plan", "train-ae", "train-diffusion"]
     checkpoints = {run: (out / run / "latest").read_text() for run in ("ae", "dm")}
 
     # 2. the same command continues from sampling and finishes
@@ -68,9 +69,13 @@ def test_demo_runs_resumes_and_reports(cli, tmp_path, i3d_weights, monkeypatch, 
     assert set(summary["seconds"]) == {name for name, _ in demo.STAGES} - {"report"}
     for key in ("heldout_psnr_db", "heldout_ssim", "parameters", "architecture"):
         assert key in summary["autoencoder"]
-    assert set(summary["targets"]) == {"heldout_psnr_db", "fvd_generated_over_floor", "within_budget"}
+    assert set(summary["targets"]) == {"budget_used", "judge_share_requested_class", "boundary_jump_ratio"}
+    assert not summary["targets"]["judge_share_requested_class"]["met"]  # 3 steps: not a shape in sight
+    assert summary["training"]["enough"]  # every step cap (3) was reached: trained as asked
+    assert set(summary["judge"]["generated"]["per_class"]) <= {"disc", "square", "triangle"}
     assert json.loads((out / "summary.json").read_text()) == summary
-    for folder, count in (("generated", 2), ("untrained", 2), ("recon", 2), ("long", 2), ("extended", 2)):
+    for folder, count in (("generated", 2), ("null", 2), ("untrained", 2), ("recon", 2), ("long", demo.NUM_LONG),
+                          ("extended", 2)):
         assert len(list((out / folder).glob("*.mp4"))) == count, folder
 
     # 3. the contact sheet: the expected rows at the expected size
@@ -79,7 +84,7 @@ def test_demo_runs_resumes_and_reports(cli, tmp_path, i3d_weights, monkeypatch, 
                        demo.DemoState(out / demo.STATE, state["settings"]))
     rows = sheet_rows(run)
     assert [r.frames.shape for r in rows][:2] == [(16, 16, 16, 3)] * 2
-    assert len(rows) == 10 and sheet.size == render_contact_sheet(rows, "t", "s").size
+    assert len(rows) == 11 and sheet.size  # 2 of 3 classes sampled (2 videos), the null label == render_contact_sheet(rows, "t", "s").size
 
     # 4. a finished folder shows its results again; other settings are refused
     r = invoke(cli, out)
@@ -103,7 +108,7 @@ def test_contact_sheet_layout_and_generated_marks():
         render_contact_sheet([], "t")
 
 
-def test_plan_fits_the_budget_and_caps_steps(monkeypatch):
+def test_plan_budgets_training_by_the_clock(monkeypatch):
     cfg = load_config("demo")
     monkeypatch.setattr(demo_plan, "ae_step_seconds", lambda c, d: (0.2, 0.01))
     monkeypatch.setattr(demo_plan, "unet_seconds", lambda c, d, b: (0.1, 0.05))
@@ -112,13 +117,16 @@ def test_plan_fits_the_budget_and_caps_steps(monkeypatch):
     assert 0 < plan.reserve_s < 600 - 30
     assert plan.ae_cap_s + plan.diffusion_cap_s == pytest.approx(600 - 30 - plan.reserve_s, abs=1)
     assert plan.ae_cap_s == pytest.approx(demo_plan.AE_SHARE * (plan.ae_cap_s + plan.diffusion_cap_s))
-    assert plan.ae_steps == int(plan.ae_cap_s / (demo_plan.STEP_MARGIN * 0.2))
-    assert plan.diffusion_steps == min(cfg.diffusion_train.steps, int(plan.diffusion_cap_s / (demo_plan.STEP_MARGIN * 0.1)))
-    monkeypatch.setattr(demo_plan, "ae_step_seconds", lambda c, d: (1e-4, 1e-5))
-    fast = demo_plan.make_plan(cfg, None, 600.0, 0.0, 64, 32)  # a GPU: the preset's caps bind
-    assert fast.ae_steps == cfg.ae_train.steps
-    tight = demo_plan.make_plan(cfg, None, 60.0, 50.0, 64, 32)  # nothing left: one step each
-    assert tight.ae_steps == tight.diffusion_steps == 1 and tight.ae_cap_s == 0
+    assert (plan.ae_steps, plan.diffusion_steps) == (cfg.ae_train.steps, cfg.diffusion_train.steps)  # caps
+    tight = demo_plan.make_plan(cfg, None, 60.0, 50.0, 64, 32)  # nothing left for training
+    assert tight.ae_cap_s == tight.diffusion_cap_s == 0
+    # when the autoencoder is done the diffusion model gets what is left, measured again: a machine
+    # that got busier (sampling 4x slower) leaves less
+    left, costs = demo_plan.diffusion_budget(cfg, None, plan, 300.0, 64, 32)
+    assert left == pytest.approx(600 - 300 - plan.reserve_s, abs=1)
+    monkeypatch.setattr(demo_plan, "unet_seconds", lambda c, d, b: (0.4, 0.2))
+    busier, costs = demo_plan.diffusion_budget(cfg, None, plan, 300.0, 64, 32)
+    assert busier < left and costs["sample_step"] == 0.2 and costs["ae_step"] == 0.2
 
 
 @pytest.mark.parametrize("i3d_s, warns", [(0.5, False), (20.0, True)])
@@ -131,6 +139,20 @@ def test_plan_warns_when_little_is_left_for_training(tmp_path, capsys, monkeypat
     run = demo.DemoRun(opts, load_config("demo"), demo.DemoState(tmp_path / demo.STATE, opts.settings()))
     demo._stage_plan(run)
     assert ("warning: only" in capsys.readouterr().err) == warns
+
+
+def test_a_run_that_trained_too_little_says_so(tmp_path):
+    opts = demo.DemoOptions(tmp_path, None)
+    run = demo.DemoRun(opts, load_config("demo"), demo.DemoState(tmp_path / demo.STATE, opts.settings()))
+    run.state.finish("plan", {"budget_s": 600.0, "ae_steps": 6000, "diffusion_steps": 6000, "ae_cap_s": 1.0,
+                              "diffusion_cap_s": 1.0, "reserve_s": 1.0, "costs": {}})
+    run.state.finish("train-ae", {"step": 40})
+    run.state.finish("train-diffusion", {"step": 30})
+    verdict = demo_report.training_verdict(run)
+    assert not verdict["enough"] and "trained too little: 40 autoencoder and 30 diffusion steps" in verdict["note"]
+    run.state.finish("train-ae", {"step": demo_report.RECIPE_AE_STEPS})
+    run.state.finish("train-diffusion", {"step": demo_report.RECIPE_DM_STEPS})
+    assert demo_report.training_verdict(run)["enough"]
 
 
 def test_state_refuses_other_settings(tmp_path):

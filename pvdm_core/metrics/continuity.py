@@ -13,8 +13,8 @@ import numpy as np
 def boundary_jump(videos: np.ndarray, clip: int) -> dict[str, float]:
     """uint8 (N, T, H, W, 3) videos whose second clip starts at frame `clip`: mean |x_{t+1} - x_t|
     (0-255 scale) across the boundary (t = clip - 1), elsewhere ("inside"), inside clip 2 alone
-    (the generated one in an extension), and boundary / inside ("ratio")."""
+    (the generated one in an extension), and boundary / inside ("ratio"; None for still videos)."""
     d = np.abs(np.diff(videos.astype(np.float32), axis=1)).mean(axis=(2, 3, 4))  # (N, T-1)
-    inside = np.delete(d, clip - 1, axis=1)
-    return {"boundary": float(d[:, clip - 1].mean()), "inside": float(inside.mean()),
-            "inside2": float(d[:, clip:].mean()), "ratio": float(d[:, clip - 1].mean() / inside.mean())}
+    boundary, inside = float(d[:, clip - 1].mean()), float(np.delete(d, clip - 1, axis=1).mean())
+    return {"boundary": boundary, "inside": inside, "inside2": float(d[:, clip:].mean()),
+            "ratio": boundary / inside if inside > 0 else None}

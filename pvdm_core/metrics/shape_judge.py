@@ -81,6 +81,7 @@ class Judge:
     accuracy: dict[str, float]  # held-out accuracy per video: "real" (and "reconstructed" with an AE)
     train_seconds: float
     steps: int
+    resolution: int = 32
 
     @torch.no_grad()
     def probabilities(self, videos: torch.Tensor) -> torch.Tensor:
@@ -95,14 +96,15 @@ class Judge:
 
     def state_dict(self) -> dict:
         return {"net": self.net.state_dict(), "accuracy": self.accuracy, "train_seconds": self.train_seconds,
-                "steps": self.steps}
+                "steps": self.steps, "resolution": self.resolution}
 
     @classmethod
     def from_state_dict(cls, state: dict) -> Judge:
         net = make_net()
-        net(torch.zeros(1, 3, 32, 32))  # materialise the lazy layer, then load
+        r = state.get("resolution", 32)
+        net(torch.zeros(1, 3, r, r))  # materialise the lazy layer, then load
         net.load_state_dict(state["net"])
-        return cls(net.eval(), state["accuracy"], state["train_seconds"], state["steps"])
+        return cls(net.eval(), state["accuracy"], state["train_seconds"], state["steps"], r)
 
 
 def train_judge(ae: nn.Module | None = None, n_train: int = 4096, n_test: int = 192, frames: int = 16,
@@ -127,7 +129,7 @@ def train_judge(ae: nn.Module | None = None, n_train: int = 4096, n_test: int = 
         loss.backward()
         opt.step()
         step += 1
-    judge = Judge(net.eval(), {}, time.monotonic() - t0, step)
+    judge = Judge(net.eval(), {}, time.monotonic() - t0, step, resolution)
     test = range(SYNTHETIC_TEST_OFFSET, SYNTHETIC_TEST_OFFSET + n_test)
     tx, ty = real_videos(test, frames, resolution)
     judge.accuracy["real"] = float((judge.predict(tx) == ty).float().mean())
