@@ -150,7 +150,7 @@ def train_autoencoder(cfg: Config, opts: AETrainOptions) -> dict[str, Any]:
     # 4. the loop
     last_eval: dict = {}
     pace = Pace()
-    with StopRequest(opts.max_time) as stop, report.live(state.step):
+    with StopRequest(opts.max_time, device.device) as stop, report.live(state.step):
         for clips in loader:
             # which frame of each clip LPIPS and the 2D critic see: drawn for the global batch
             g = step_generator(cfg.run.seed, state.step)

@@ -210,7 +210,7 @@ def train_diffusion(cfg: Config, opts: DiffusionTrainOptions) -> dict[str, Any]:
     # 4. the loop
     first_loss, loss_avg = None, None
     pace = Pace()
-    with StopRequest(opts.max_time) as stop, report.live(state.step):
+    with StopRequest(opts.max_time, device.device) as stop, report.live(state.step):
         for z, z_prev, has_prev, label in loader:
             # draws for the whole global batch, then this rank's rows: same batch for any world size
             g = step_generator(cfg.run.seed, state.step)

@@ -272,11 +272,19 @@ class Pace:
         return self.steps / (time.monotonic() - self.t0)
 
 
-class StopRequest:
-    """Turns SIGINT/SIGTERM and a wall-clock budget into a flag the loop checks each step."""
+STOP_REASONS = ("max-time", "SIGTERM", "SIGINT")  # coded 1.. in the flag the ranks agree on
 
-    def __init__(self, max_seconds: float | None = None):
+
+class StopRequest:
+    """Turns SIGINT/SIGTERM and a wall-clock budget into a flag the loop checks each step.
+
+    Under several processes the flag is all-reduced every step (max over ranks), so all of them
+    stop after the same step: a rank deciding alone would enter the checkpoint barrier while
+    the others enter the next step's gradient all-reduce, and the job would hang."""
+
+    def __init__(self, max_seconds: float | None = None, device: torch.device = torch.device("cpu")):
         self.deadline = time.monotonic() + max_seconds if max_seconds else None
+        self.device = device  # where the flag is all-reduced (NCCL needs the rank's GPU)
         self.signal: str | None = None
         self.stopped: str | None = None  # the reason the loop stopped early, for the result
         self._old: dict = {}
@@ -298,6 +306,7 @@ class StopRequest:
 
     @property
     def reason(self) -> str | None:
+        """This process's own reason to stop, if any."""
         if self.signal:
             return self.signal
         if self.deadline is not None and time.monotonic() >= self.deadline:
@@ -305,8 +314,11 @@ class StopRequest:
         return None
 
     def now(self, step: int) -> bool:
-        """True when the loop should stop after `step` (saying so on stderr)."""
-        self.stopped = self.reason
+        """True when the loop should stop after `step` (saying so on stderr): when any rank has a
+        reason to, all of them get that reason (the highest coded of the ranks' reasons)."""
+        mine = self.reason
+        code = dist.max_over_ranks(STOP_REASONS.index(mine) + 1 if mine else 0, self.device)
+        self.stopped = STOP_REASONS[code - 1] if code else None
         if self.stopped is not None:
             log(f"stopping at step {step} ({self.stopped}); checkpoint saved, re-run the same command to resume")
         return self.stopped is not None

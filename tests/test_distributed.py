@@ -1,5 +1,6 @@
 """DDP on CPU (gloo): 2 ranks x batch 2 give the same weights as 1 process x batch 4."""
 
+import json
 import os
 import socket
 import subprocess
@@ -60,3 +61,48 @@ def test_two_gloo_ranks_match_one_process(tmp_path):
     for k in single:
         torch.testing.assert_close(ddp[k], single[k], rtol=0, atol=1e-5, msg=k)
     assert list((tmp_path / "two" / "rank1").iterdir()) == []  # only rank 0 writes
+
+
+STOP_WORKER = textwrap.dedent("""
+    import json, sys
+    from pathlib import Path
+    from pvdm_core import distributed as dist
+    from pvdm_core.config import load_config
+    from pvdm_core.device import choose_device
+    from pvdm_core.train_ae import AETrainOptions, train_autoencoder
+    cfg = load_config("tiny", overrides=[
+        "ae.dim=16", "ae.depth=1", "ae.heads=1", "ae.proj_heads=1", "ae.proj_mlp_dim=16",
+        "data.frames=4", "data.resolution=16", "data.synthetic_train=8", "data.synthetic_test=2",
+        "ae_train.steps=200", "ae_train.batch_size=2", "ae_train.eval_every=1000", "ae_train.eval_clips=1"])
+    choice = choose_device("cpu")
+    dist.setup(choice.device)
+    # only rank 0 has a (spent) time budget: it alone decides to stop, after its first step
+    result = train_autoencoder(cfg, AETrainOptions(Path(sys.argv[1]), choice, max_time=1e-9 if dist.rank() == 0 else None))
+    print(json.dumps({"step": result["step"], "stopped": result["stopped"], "checkpoint": result["checkpoint"]}))
+""")
+
+
+def test_a_stop_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
+    """--max-time (or a signal) seen by one rank: every rank stops after the same step and the
+    final checkpoint is written, instead of one rank saving while the other all-reduces (a hang)."""
+    port = _free_port()
+    procs = []
+    for rank in range(2):
+        env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"}
+        procs.append(subprocess.Popen([sys.executable, "-c", STOP_WORKER, str(tmp_path)], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    results = []
+    try:
+        for p in procs:
+            out, err = p.communicate(timeout=90)
+            assert p.returncode == 0, err.decode()[-2000:]
+            results.append(json.loads(out.decode().strip().splitlines()[-1]))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert results[0]["step"] == results[1]["step"] < 200
+    assert results[0]["stopped"] == results[1]["stopped"] == "max-time"
+    saved = load_checkpoint(tmp_path)
+    assert saved["step"] == results[0]["step"]
