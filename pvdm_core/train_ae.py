@@ -34,7 +34,7 @@ from pvdm_core.reporting import RunReporter
 from pvdm_core.training import (EMA, Pace, StepBatchSampler, StopRequest, TrainState, check_finite, due,
                                 grad_accumulation, grad_scaler, latest_checkpoint, micro_batches, optimizer_step,
                                 rank_rows, set_lr, step_generator, wrap_for_training)
-from pvdm_core.video_io import to_uint8, write_video
+from pvdm_core.video_io import to_uint8, unit_range, write_video
 
 GAN_PARTS = ("disc2d", "disc3d", "opt_d")  # checkpoint keys of the critics (absent before the GAN phase)
 ROLLBACK_PARTS = ("model", "optimizer", "ema", *GAN_PARTS)  # what a divergence rewinds: not the scaler or guard
@@ -139,10 +139,10 @@ def train_autoencoder(cfg: Config, opts: AETrainOptions) -> dict[str, Any]:
 
     # 3. data: step k's batch is a pure function of (seed, k), so resuming replays nothing
     micro = micro_batches(tc.batch_size, tc.grad_accum)
-    train_set = build_dataset(cfg.data, "train", seed=cfg.run.seed, strict=opts.strict)
+    train_set = build_dataset(cfg.data, "train", seed=cfg.run.seed, strict=opts.strict, uint8=True)
     test_set = build_dataset(cfg.data, "test", strict=opts.strict)
     test_clips = torch.stack([test_set[i] for i in range(min(tc.eval_clips, len(test_set)))])
-    sampler = StepBatchSampler(len(train_set), tc.batch_size, cfg.run.seed, state.step, tc.steps)
+    sampler = StepBatchSampler(len(train_set), tc.batch_size, cfg.run.seed, state.step, tc.steps, epochs=True)
     loader = DataLoader(train_set, batch_sampler=sampler, num_workers=cfg.data.num_workers,
                         pin_memory=device.device.type == "cuda", persistent_workers=False)
     ddp, forward = wrap_for_training(model, cfg.run.compile)
@@ -161,7 +161,7 @@ def train_autoencoder(cfg: Config, opts: AETrainOptions) -> dict[str, Any]:
 
             # forward and backward per micro-batch (gradients sync on the last), then the critics'
             for rows, sync in grad_accumulation(ddp, micro, tc.grad_accum):
-                x = clips[rows].to(device.device, non_blocking=True)
+                x = unit_range(clips[rows].to(device.device, non_blocking=True))  # (B, 3, T, H, W)
                 fi = frame_idx[rows].to(device.device)
                 pick = lambda v: v[torch.arange(len(fi), device=v.device), :, fi]  # (B, 3, H, W)
                 with autocast(device), sync:

@@ -58,22 +58,27 @@ class StepBatchSampler(Sampler[list[int]]):
 
     Epoch e visits the dataset in permutation randperm(N, seed e); the global batch of step k
     is positions k*B .. k*B+B-1 of that endless sequence; rank r takes every world-th item.
+    With epochs=True the items are (index, epoch), so a video dataset draws another window of
+    the video each epoch (a function of the step: the same after a resume, in any worker).
     """
 
-    def __init__(self, n: int, global_batch: int, seed: int, start_step: int, total_steps: int):
+    def __init__(self, n: int, global_batch: int, seed: int, start_step: int, total_steps: int,
+                 epochs: bool = False):
         self.n, self.batch, self.seed = n, global_batch, seed
-        self.start, self.total = start_step, total_steps
+        self.start, self.total, self.epochs = start_step, total_steps, epochs
 
     def __len__(self) -> int:
         return max(0, self.total - self.start)
 
-    def global_batch(self, step: int) -> list[int]:
-        out, pos = [], step * self.batch
+    def global_batch(self, step: int) -> list[int] | list[tuple[int, int]]:
+        out: list = []
+        pos = step * self.batch
         while len(out) < self.batch:
             epoch, offset = divmod(pos, self.n)
             perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 7919 + epoch))
             take = min(self.batch - len(out), self.n - offset)
-            out += perm[offset : offset + take].tolist()
+            picked = perm[offset : offset + take].tolist()
+            out += [(i, epoch) for i in picked] if self.epochs else picked
             pos += take
         return out
 
