@@ -16,6 +16,7 @@ from pvdm_core.config import Config, config_from_dict
 from pvdm_core.errors import BadInputError
 
 LATEST = "latest"  # file in a run folder naming the newest checkpoint
+KEEP_SUFFIX = ".keep"  # step-NNNNNNN.pt.keep next to a checkpoint: pruning never deletes it
 
 
 def save_checkpoint(path: Path, state: dict[str, Any], point_latest: bool = True) -> Path:
@@ -26,6 +27,21 @@ def save_checkpoint(path: Path, state: dict[str, Any], point_latest: bool = True
     if point_latest:
         write_text_atomic(path.parent / LATEST, path.name + "\n")
     return path
+
+
+def prune_checkpoints(run_dir: Path, keep: int) -> list[Path]:
+    """Delete all but the newest `keep` step-NNNNNNN.pt of a run folder (keep 0: none deleted);
+    never the one `latest` names or one marked with a .keep file. Returns the deleted files."""
+    if keep <= 0:
+        return []
+    pointer = run_dir / LATEST
+    current = pointer.read_text().strip() if pointer.is_file() else None
+    steps = sorted(run_dir.glob("step-*.pt"), key=lambda f: (f.stat().st_mtime_ns, f.name))
+    doomed = [f for f in steps[: max(0, len(steps) - keep)]
+              if f.name != current and not f.with_name(f.name + KEEP_SUFFIX).exists()]
+    for f in doomed:
+        f.unlink(missing_ok=True)
+    return doomed
 
 
 def resolve_checkpoint(run_or_ckpt: str | Path) -> Path:

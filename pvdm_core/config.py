@@ -196,6 +196,10 @@ class RunConfig:
     compile: str = ""
     # TensorBoard event files under <run>/tensorboard (rank 0): needs `pip install 'pvdm[tensorboard]'`.
     tensorboard: bool = False
+    # Checkpoint retention: keep the newest N step-NNNNNNN.pt of a training run (0: keep all).
+    # Never deleted: the one `latest` names, good.pt, files under any other name, and a
+    # step-NNNNNNN.pt marked by a file next to it named step-NNNNNNN.pt.keep.
+    keep_checkpoints: int = 0
 
 
 @dataclass

@@ -128,8 +128,8 @@ def train_autoencoder(cfg: Config, opts: AETrainOptions) -> dict[str, Any]:
     critics = Critics(tc, device.device) if use_gan else None
     guard = GanGuard(use_gan, tc.divergence_window, tc.divergence_tolerance_db)
     scaler = grad_scaler(device)
-    state = TrainState({"kind": AE_KIND, "config": cfg.to_dict()}, model=model, optimizer=opt, scaler=scaler,
-                       gan=guard, ema=ema, **(critics.parts() if critics else {}))
+    state = TrainState({"kind": AE_KIND, "config": cfg.to_dict()}, cfg.run.keep_checkpoints, model=model,
+                       optimizer=opt, scaler=scaler, gan=guard, ema=ema, **(critics.parts() if critics else {}))
 
     # 2. resume: the same --out continues where the last checkpoint left off
     saved = latest_checkpoint(run_dir, AE_KIND, cfg, ("ae", "data.frames", "data.resolution"))

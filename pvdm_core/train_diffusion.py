@@ -180,7 +180,8 @@ def train_diffusion(cfg: Config, opts: DiffusionTrainOptions) -> dict[str, Any]:
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     scaler = grad_scaler(device)
     state = TrainState({"kind": DIFFUSION_KIND, "config": cfg.to_dict(), "ae_path": str(Path(opts.ae.path).resolve()),
-                        "ae_hash": opts.ae.ae_hash}, model=model, ema=ema, optimizer=opt, scaler=scaler)
+                        "ae_hash": opts.ae.ae_hash}, cfg.run.keep_checkpoints,
+                       model=model, ema=ema, optimizer=opt, scaler=scaler)
 
     # 2. resume from the same --out, trained on the same autoencoder
     saved = latest_checkpoint(run_dir, DIFFUSION_KIND, cfg, ("unet", "ae", "data.frames", "data.resolution"))

@@ -23,7 +23,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import Sampler
 
 from pvdm_core import distributed as dist
-from pvdm_core.checkpoint import LATEST, check_same_model, load_checkpoint, save_checkpoint
+from pvdm_core.checkpoint import LATEST, check_same_model, load_checkpoint, prune_checkpoints, save_checkpoint
 from pvdm_core.config import AETrainConfig, Config, DiffusionTrainConfig
 from pvdm_core.device import DeviceChoice
 from pvdm_core.errors import BadInputError, PvdmError
@@ -212,11 +212,13 @@ class Stateful(Protocol):
 
 class TrainState:
     """The step, each stateful part by its checkpoint key (model, ema, optimizer, scaler, ...)
-    and plain metadata saved as is (kind, config, ...); parts given as None are left out."""
+    and plain metadata saved as is (kind, config, ...); parts given as None are left out.
+    `keep_checkpoints` (run.keep_checkpoints) prunes older step checkpoints after each save."""
 
-    def __init__(self, meta: dict[str, Any], **parts: Stateful | None):
+    def __init__(self, meta: dict[str, Any], keep_checkpoints: int = 0, **parts: Stateful | None):
         self.step = 0
         self.meta = meta
+        self.keep_checkpoints = keep_checkpoints
         self.parts = {name: part for name, part in parts.items() if part is not None}
 
     def state_dict(self) -> dict[str, Any]:
@@ -235,10 +237,13 @@ class TrainState:
 
     def save(self, run_dir: Path, name: str | None = None) -> Path:
         """Write run_dir/step-NNNNNNN.pt and point `latest` at it (or write run_dir/name, no
-        pointer). Rank 0 writes; every rank waits, so none runs ahead of a half-written file."""
+        pointer, no pruning). Rank 0 writes; every rank waits, so none runs ahead of a
+        half-written file."""
         path = run_dir / (name or f"step-{self.step:07d}.pt")
         if dist.is_main():
             save_checkpoint(path, self.state_dict(), point_latest=name is None)
+            if name is None:
+                prune_checkpoints(run_dir, self.keep_checkpoints)
         dist.barrier()
         return path
 
