@@ -81,12 +81,20 @@ def checkpoint_config(state: dict[str, Any]) -> Config:
     return config_from_dict(state["config"])
 
 
+# Keys of the compared sections that say how the model computes, not what it is: a resume may
+# change them (e.g. turn gradient checkpointing on to fit a smaller GPU).
+HOW_NOT_WHAT = {"unet": ("grad_checkpoint",)}
+
+
 def check_same_model(state: dict[str, Any], cfg: Config, sections: tuple[str, ...]) -> None:
     """Refuse to resume a checkpoint whose model or data shape differs from the command's config.
     The saved config is read through the schema first, so a key added to it since (with the
     default that keeps the old behaviour, e.g. unet.num_classes: 0) does not count as a change."""
     saved = config_from_dict(state["config"]).to_dict()
     now = cfg.to_dict()
+    for config in (saved, now):
+        for name, keys in HOW_NOT_WHAT.items():
+            config[name] = {k: v for k, v in config[name].items() if k not in keys}
     for section in sections:
         name, _, field = section.partition(".")
         a, b = (saved[name], now[name]) if not field else (saved[name][field], now[name][field])
