@@ -6,6 +6,8 @@ config as plain data, so later commands need only the checkpoint.
 
 from __future__ import annotations
 
+import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -62,13 +64,28 @@ def resolve_checkpoint(run_or_ckpt: str | Path) -> Path:
     raise BadInputError(f"checkpoint or run folder not found: {p}")
 
 
+def load_tensors(path: str | Path, what: str = "PyTorch checkpoint") -> Any:
+    """The one way pvdm reads a torch file: torch.load(weights_only=True), so only tensors and
+    plain containers load and nothing in the file runs. Any failure is one BadInputError line
+    (torch's own message spans many lines and advises weights_only=False); `what` names the
+    expected content in it."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. torch's pickle-protocol note on a plain pickle
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:  # the weights-only unpickler refused something
+        why = next((ln.strip() for ln in str(e).splitlines() if "unsupported" in ln.lower()), "")
+        raise BadInputError(f"{path} needs more than tensors to load (refused, nothing in it was run)"
+                            f"{': ' + why[:160] if why else ''}") from None
+    except Exception as e:  # noqa: BLE001 - truncated zip, not a torch file, ...
+        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise BadInputError(f"{path} is not a readable {what} (truncated or another format?): {first}") from None
+
+
 def load_checkpoint(run_or_ckpt: str | Path, kind: str | None = None) -> dict[str, Any]:
     """Load safely (weights_only: no code runs) and check it is the expected kind."""
     path = resolve_checkpoint(run_or_ckpt)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise BadInputError(f"{path} is not a readable pvdm checkpoint: {e}") from None
+    state = load_tensors(path, "pvdm checkpoint")
     if not isinstance(state, dict) or "config" not in state or "kind" not in state:
         raise BadInputError(f"{path} is not a pvdm checkpoint (no config/kind inside)")
     if kind is not None and state["kind"] != kind:
