@@ -47,17 +47,24 @@ def pick_device(requested: str | None = None) -> tuple[torch.device, str]:
 
 
 def amp_dtype_for(device: torch.device, amp: Amp = "auto") -> torch.dtype | None:
-    """auto: bf16 on GPUs that support it, fp16 on older CUDA GPUs, off on CPU and MPS
-    (run.amp is checked when the config loads)."""
+    """auto: bf16 on GPUs with bf16 units (compute capability 8.0 on: A100, RTX 30xx, H100),
+    fp16 (with loss scaling) on older CUDA GPUs, off on CPU and MPS (run.amp is checked when the
+    config loads). Not torch.cuda.is_bf16_supported(), which counts emulation (V100, T4, RTX 20xx):
+    slow there, and attention falls back to its math kernel (L x L memory)."""
     if amp == "auto":
         if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            major, _ = torch.cuda.get_device_capability(device)
+            return torch.bfloat16 if major >= 8 else torch.float16
         return None
     return {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
 
 
 def choose_device(requested: str | None = None, amp: Amp = "auto") -> DeviceChoice:
     device, reason = pick_device(requested)
+    if device.type == "cuda" and device.index is not None and distributed.world_size() > 1:
+        raise BadInputError(f"--device {requested} under torchrun (WORLD_SIZE={distributed.world_size()}) would put "
+                            f"every process on GPU {device.index}; use --device cuda (process k takes GPU LOCAL_RANK k) "
+                            f"and choose the GPUs with CUDA_VISIBLE_DEVICES")
     if device.type == "cuda" and device.index is None and distributed.world_size() > 1:
         device = distributed.device_for_rank(device)  # under torchrun: GPU LOCAL_RANK
         reason += f", process {distributed.rank()} on GPU {device.index}"

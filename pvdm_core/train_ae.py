@@ -168,7 +168,8 @@ def train_autoencoder(cfg: Config, opts: AETrainOptions) -> dict[str, Any]:
                     recon, _ = forward(x)
                     loss, parts = autoencoder_loss(recon, x, pick, tc, lpips, critics if in_gan else None)
                     scaler.scale(loss / tc.grad_accum).backward()
-                check_finite(float(loss.detach()), state.step, run_dir, " (lower ae_train.lr or enable grad_clip)")
+                check_finite(float(loss.detach()), state.step, run_dir, scaler,
+                             " (lower ae_train.lr or enable grad_clip)")
                 if in_gan:  # the critics' step on the same micro-batch, hinge loss
                     with autocast(device):
                         parts["d_loss"] = critics.loss(recon, x, pick)

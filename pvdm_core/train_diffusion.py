@@ -235,7 +235,7 @@ def train_diffusion(cfg: Config, opts: DiffusionTrainOptions) -> dict[str, Any]:
                                           label_mine[rows].to(device.device) if class_names else None)
                     scaler.scale(loss / tc.grad_accum).backward()
                 loss_sum += float(loss.detach()) / tc.grad_accum
-            check_finite(loss_sum, state.step, run_dir)
+            check_finite(loss_sum, state.step, run_dir, scaler)
 
             # optimizer step, EMA
             optimizer_step(opt, scaler, tc.grad_clip)

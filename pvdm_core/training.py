@@ -120,9 +120,18 @@ def wrap_for_training(model: nn.Module, compile_backend: str) -> tuple[nn.Module
     return ddp, compiled(ddp, compile_backend)
 
 
-def grad_scaler(device: DeviceChoice) -> torch.amp.GradScaler:
+class GradScaler(torch.amp.GradScaler):
+    """torch's GradScaler, resumable from a run saved without loss scaling: a disabled scaler
+    saves {} (CPU, bf16, fp32), which torch refuses to load; here it starts a fresh scale."""
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if state_dict:
+            super().load_state_dict(state_dict)
+
+
+def grad_scaler(device: DeviceChoice) -> GradScaler:
     """Loss scaling for fp16 autocast; a pass-through otherwise."""
-    return torch.amp.GradScaler(device.device.type, enabled=device.needs_grad_scaler)
+    return GradScaler(device.device.type, enabled=device.needs_grad_scaler)
 
 
 def average_gradients(params: Iterable[nn.Parameter]) -> None:
@@ -144,10 +153,20 @@ def optimizer_step(opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler, gra
     opt.zero_grad(set_to_none=True)
 
 
-def check_finite(loss: float, step: int, run_dir: Path, hint: str = "") -> None:
-    """A NaN or infinite loss ends the run with one message; earlier checkpoints stay."""
-    if not math.isfinite(loss):
-        raise PvdmError(f"loss became {loss} at step {step}; checkpoints written so far are kept in {run_dir}{hint}")
+MIN_LOSS_SCALE = 2.0**-14  # fp16: 30 overflows in a row from the initial 2^16; the loss overflows whatever the scale
+
+
+def check_finite(loss: float, step: int, run_dir: Path, scaler: torch.amp.GradScaler, hint: str = "") -> None:
+    """A NaN or infinite loss ends the run with one message; earlier checkpoints stay. Under fp16
+    loss scaling it is an overflow, which the scaler skips (the step's gradients are not finite
+    either, so scaler.step skips the update and scaler.update halves the scale), unless the
+    scale has collapsed: then the loss overflows whatever the scale, and the run ends."""
+    if math.isfinite(loss):
+        return
+    if scaler.is_enabled() and scaler.get_scale() >= MIN_LOSS_SCALE:
+        log(f"step {step}: fp16 loss overflow ({loss}), step skipped by the loss scaler")
+        return
+    raise PvdmError(f"loss became {loss} at step {step}; checkpoints written so far are kept in {run_dir}{hint}")
 
 
 class EMA:
