@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import secrets
 import signal
+import socket
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -23,6 +25,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import Sampler
 
 from pvdm_core import distributed as dist
+from pvdm_core.atomic import write_text_atomic
 from pvdm_core.checkpoint import LATEST, check_same_model, load_checkpoint, prune_checkpoints, save_checkpoint
 from pvdm_core.config import AETrainConfig, Config, DiffusionTrainConfig
 from pvdm_core.device import DeviceChoice
@@ -267,9 +270,33 @@ class TrainState:
         return path
 
 
+def check_shared_run_dir(run_dir: Path) -> None:
+    """Under several processes every one reads what rank 0 writes there (`latest` on resume,
+    good.pt on a GAN rollback), so the run folder must be one folder all of them see (on several
+    nodes: a shared filesystem). Checked at start: rank 0 writes a token, every rank reads it."""
+    if dist.world_size() == 1:
+        return
+    marker = run_dir / ".pvdm-shared-check"
+    token = secrets.token_hex(8) if dist.is_main() else ""
+    if dist.is_main():
+        write_text_atomic(marker, token)
+    token = dist.all_gather_object(token)[0]
+    dist.barrier()
+    seen = marker.is_file() and marker.read_text() == token
+    blind = [(r, host) for r, (ok, host) in enumerate(dist.all_gather_object((seen, socket.gethostname()))) if not ok]
+    if dist.is_main():
+        marker.unlink(missing_ok=True)
+    if blind:
+        ranks = ", ".join(f"{r} on {host}" for r, host in blind)
+        raise BadInputError(f"process(es) {ranks} do not see {run_dir} as process 0 writes it: with several nodes "
+                            f"--out must be on a filesystem all of them share (checkpoints and resume read it)")
+
+
 def latest_checkpoint(run_dir: Path, kind: str, cfg: Config, same: tuple[str, ...]) -> dict[str, Any] | None:
     """The checkpoint a re-run of the same --out resumes from (None: a fresh run); refused when
-    the config sections `same` (model and data shape) differ from the command's."""
+    the config sections `same` (model and data shape) differ from the command's, or when the
+    processes do not share the run folder."""
+    check_shared_run_dir(run_dir)
     if not (run_dir / LATEST).is_file():
         return None
     saved = load_checkpoint(run_dir, kind)

@@ -24,8 +24,8 @@ WORKER = textwrap.dedent("""
         "ae_train.steps=2", "ae_train.batch_size=4", "ae_train.eval_every=100"])
     choice = choose_device("cpu")
     dist.setup(choice.device)
-    run_dir = Path(sys.argv[1]) / f"rank{{dist.rank()}}"
-    run_dir.mkdir(parents=True)
+    run_dir = Path(sys.argv[1]) / (f"rank{{dist.rank()}}" if sys.argv[2:] == ["apart"] else "")
+    run_dir.mkdir(parents=True, exist_ok=True)
     {fn}(cfg, {opts}(run_dir, choice))
 """)
 
@@ -36,8 +36,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _launch(tmp, world: int) -> None:
-    code = WORKER.format(module="train_ae", fn="train_autoencoder", opts="AETrainOptions")
+def _launch(tmp, world: int, apart: bool = False, code: int = 0) -> list[str]:
+    """Run the worker in `world` processes, one run folder (apart: one per process, as on nodes
+    without a shared filesystem); each must exit with `code`; their stderr."""
+    script = WORKER.format(module="train_ae", fn="train_autoencoder", opts="AETrainOptions")
     port = _free_port()
     procs = []
     for rank in range(world):
@@ -46,21 +48,31 @@ def _launch(tmp, world: int) -> None:
         if world == 1:
             for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE"):
                 env.pop(k)
-        procs.append(subprocess.Popen([sys.executable, "-c", code, str(tmp)], env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+        procs.append(subprocess.Popen([sys.executable, "-c", script, str(tmp), *(["apart"] if apart else [])],
+                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    errs = []
     for p in procs:
         out, err = p.communicate(timeout=300)
-        assert p.returncode == 0, err.decode()[-2000:]
+        assert p.returncode == code, err.decode()[-2000:]
+        errs.append(err.decode())
+    return errs
 
 
 def test_two_gloo_ranks_match_one_process(tmp_path):
     _launch(tmp_path / "one", 1)
     _launch(tmp_path / "two", 2)
-    single = load_checkpoint(tmp_path / "one" / "rank0")["model"]
-    ddp = load_checkpoint(tmp_path / "two" / "rank0")["model"]
+    single = load_checkpoint(tmp_path / "one")["model"]
+    ddp = load_checkpoint(tmp_path / "two")["model"]
     for k in single:
         torch.testing.assert_close(ddp[k], single[k], rtol=0, atol=1e-5, msg=k)
-    assert list((tmp_path / "two" / "rank1").iterdir()) == []  # only rank 0 writes
+
+
+def test_a_run_folder_the_processes_do_not_share_is_refused(tmp_path):
+    """Several nodes without a shared filesystem: each process would resume from its own view of
+    the folder that only process 0 writes; a clear error at start instead."""
+    errs = _launch(tmp_path, 2, apart=True, code=1)
+    assert all("process(es) 1 on" in e and "filesystem all of them share" in e for e in errs), errs
+    assert not list((tmp_path / "rank0").glob("*.pt"))
 
 
 STOP_WORKER = textwrap.dedent("""
