@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import torch
 
@@ -53,3 +55,9 @@ def test_cuda_index_refused_under_torchrun(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "1")
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: (9, 0))
     assert dev.choose_device("cuda:1").device == torch.device("cuda", 1)  # one process: fine
+
+
+def test_tests_run_on_the_cpu_unless_marked_gpu():
+    """conftest hides CUDA from unmarked tests, so on a GPU machine `auto` is the CPU here."""
+    assert dev.choose_device(None).device.type == "cpu"
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == ""
