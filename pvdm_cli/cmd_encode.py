@@ -24,6 +24,7 @@ def encode(inputs: Annotated[list[str], typer.Argument(help="Video files, frame 
            dtype: Annotated[str, typer.Option(help="float16 or float32.")] = "float16",
            reconstruct: Annotated[Optional[Path], typer.Option(help="Also write decoded videos here (a quick look at what the AE keeps).")] = None,
            class_labels: Annotated[bool, typer.Option("--class-labels", help="Store each clip's class (its folder; the shape of `pvdm synth --set data.class_labels=true` videos) for class-conditional training.")] = False,
+           workers: Annotated[Optional[int], typer.Option("--workers", help="Processes decoding videos while the device encodes (default: the autoencoder's data.num_workers).")] = None,
            device: DeviceOpt = None, strict: StrictOpt = False, as_json: JsonOpt = False) -> None:
     """Encode videos into the three latent planes (cached input for train-diffusion)."""
     from pvdm_core import distributed as dist
@@ -46,5 +47,6 @@ def encode(inputs: Annotated[list[str], typer.Argument(help="Video files, frame 
     with progress_bar(disable=not dist.is_main()) as bar:
         task = bar.add_task("encode", total=None, info=f"{len(videos)} videos")
         result = encode_videos(model, videos, output, choice, clips, stride, batch_size, dtype, reconstruct, strict,
-                               on_clip=lambda: bar.advance(task), shard_prefix=prefix, class_names=class_names)
+                               on_clip=lambda: bar.advance(task), shard_prefix=prefix, class_names=class_names,
+                               workers=model.cfg.data.num_workers if workers is None else workers)
     emit(result, as_json, result["files"])

