@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from pvdm_cli.app import app
-from pvdm_cli.options import DeviceOpt, JsonOpt, StrictOpt, emit, guarded
+from pvdm_cli.options import AmpOpt, DeviceOpt, JsonOpt, StrictOpt, emit, guarded, model_precision
 from pvdm_core.errors import BadInputError
 
 
@@ -25,7 +25,7 @@ def encode(inputs: Annotated[list[str], typer.Argument(help="Video files, frame 
            reconstruct: Annotated[Optional[Path], typer.Option(help="Also write decoded videos here (a quick look at what the AE keeps).")] = None,
            class_labels: Annotated[bool, typer.Option("--class-labels", help="Store each clip's class (its folder; the shape of `pvdm synth --set data.class_labels=true` videos) for class-conditional training.")] = False,
            workers: Annotated[Optional[int], typer.Option("--workers", help="Processes decoding videos while the device encodes (default: the autoencoder's data.num_workers).")] = None,
-           device: DeviceOpt = None, strict: StrictOpt = False, as_json: JsonOpt = False) -> None:
+           device: DeviceOpt = None, amp: AmpOpt = None, strict: StrictOpt = False, as_json: JsonOpt = False) -> None:
     """Encode videos into the three latent planes (cached input for train-diffusion)."""
     from pvdm_core import distributed as dist
     from pvdm_core.artifacts import load_autoencoder
@@ -36,6 +36,7 @@ def encode(inputs: Annotated[list[str], typer.Argument(help="Video files, frame 
 
     choice = choose_device(device)
     model = load_autoencoder(ae, choice.device)
+    choice = model_precision(choice, model.cfg, amp)
     videos = expand_inputs(inputs, lambda: [line.strip() for line in sys.stdin if line.strip()])
     # the index map of all inputs, before they are shared out: every process's shards agree
     class_names = label_indices([str(v) for v in videos])[1] if class_labels else None
@@ -49,4 +50,4 @@ def encode(inputs: Annotated[list[str], typer.Argument(help="Video files, frame 
         result = encode_videos(model, videos, output, choice, clips, stride, batch_size, dtype, reconstruct, strict,
                                on_clip=lambda: bar.advance(task), shard_prefix=prefix, class_names=class_names,
                                workers=model.cfg.data.num_workers if workers is None else workers)
-    emit(result, as_json, result["files"])
+    emit({**result, "precision": choice.precision}, as_json, result["files"])
