@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 import torch
 
 from pvdm_core.checkpoint import load_checkpoint
@@ -67,6 +68,7 @@ def test_two_gloo_ranks_match_one_process(tmp_path):
         torch.testing.assert_close(ddp[k], single[k], rtol=0, atol=1e-5, msg=k)
 
 
+@pytest.mark.slow
 def test_a_run_folder_the_processes_do_not_share_is_refused(tmp_path):
     """Several nodes without a shared filesystem: each process would resume from its own view of
     the folder that only process 0 writes; a clear error at start instead."""
