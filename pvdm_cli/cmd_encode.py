@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from pvdm_cli.app import app
-from pvdm_cli.options import DeviceOpt, JsonOpt, StrictOpt, emit, guarded
+from pvdm_cli.options import AmpOpt, DeviceOpt, JsonOpt, StrictOpt, emit, guarded, model_precision
 from pvdm_core.errors import BadInputError
 
 
@@ -24,7 +24,8 @@ def encode(inputs: Annotated[list[str], typer.Argument(help="Video files, frame 
            dtype: Annotated[str, typer.Option(help="float16 or float32.")] = "float16",
            reconstruct: Annotated[Optional[Path], typer.Option(help="Also write decoded videos here (a quick look at what the AE keeps).")] = None,
            class_labels: Annotated[bool, typer.Option("--class-labels", help="Store each clip's class (its folder; the shape of `pvdm synth --set data.class_labels=true` videos) for class-conditional training.")] = False,
-           device: DeviceOpt = None, strict: StrictOpt = False, as_json: JsonOpt = False) -> None:
+           workers: Annotated[Optional[int], typer.Option("--workers", help="Processes decoding videos while the device encodes (default: the autoencoder's data.num_workers).")] = None,
+           device: DeviceOpt = None, amp: AmpOpt = None, strict: StrictOpt = False, as_json: JsonOpt = False) -> None:
     """Encode videos into the three latent planes (cached input for train-diffusion)."""
     from pvdm_core import distributed as dist
     from pvdm_core.artifacts import load_autoencoder
@@ -35,6 +36,7 @@ def encode(inputs: Annotated[list[str], typer.Argument(help="Video files, frame 
 
     choice = choose_device(device)
     model = load_autoencoder(ae, choice.device)
+    choice = model_precision(choice, model.cfg, amp)
     videos = expand_inputs(inputs, lambda: [line.strip() for line in sys.stdin if line.strip()])
     # the index map of all inputs, before they are shared out: every process's shards agree
     class_names = label_indices([str(v) for v in videos])[1] if class_labels else None
@@ -46,5 +48,6 @@ def encode(inputs: Annotated[list[str], typer.Argument(help="Video files, frame 
     with progress_bar(disable=not dist.is_main()) as bar:
         task = bar.add_task("encode", total=None, info=f"{len(videos)} videos")
         result = encode_videos(model, videos, output, choice, clips, stride, batch_size, dtype, reconstruct, strict,
-                               on_clip=lambda: bar.advance(task), shard_prefix=prefix, class_names=class_names)
-    emit(result, as_json, result["files"])
+                               on_clip=lambda: bar.advance(task), shard_prefix=prefix, class_names=class_names,
+                               workers=model.cfg.data.num_workers if workers is None else workers)
+    emit({**result, "precision": choice.precision}, as_json, result["files"])

@@ -9,9 +9,9 @@ from typing import Annotated
 import typer
 
 from pvdm_cli.app import app
-from pvdm_cli.options import (ClassOpt, CompileOpt, CondGuidanceOpt, DeviceOpt, EmaOpt, EtaOpt, FormatOpt, FpsOpt, GuidanceOpt,
-                              JsonOpt, ModelOpt, SampleSetOpt, SampleStepsOpt, SamplerOpt, emit, guarded,
-                              sample_config)
+from pvdm_cli.options import (AmpOpt, ClassOpt, CompileOpt, CondGuidanceOpt, DeviceOpt, EmaOpt, EtaOpt, FormatOpt,
+                              FpsOpt, GuidanceOpt, JsonOpt, ModelOpt, SampleSetOpt, SampleStepsOpt, SamplerOpt, emit, guarded,
+                              model_precision, sample_config)
 
 
 @app.command()
@@ -24,7 +24,7 @@ def extend(input_video: Annotated[Path, typer.Argument(help="Video file or frame
            seed: Annotated[int, typer.Option("--seed")] = 0, fmt: FormatOpt = None, fps: FpsOpt = 8.0,
            ema: EmaOpt = True, class_: ClassOpt = None, guidance: GuidanceOpt = None,
            cond_guidance: CondGuidanceOpt = None, compile_: CompileOpt = False, set_: SampleSetOpt = None,
-           device: DeviceOpt = None, as_json: JsonOpt = False) -> None:
+           device: DeviceOpt = None, amp: AmpOpt = None, as_json: JsonOpt = False) -> None:
     """Continue a real video: encode its last T frames and generate F new frames after them."""
     from pvdm_core.artifacts import load_diffusion
     from pvdm_core.device import choose_device
@@ -33,11 +33,13 @@ def extend(input_video: Annotated[Path, typer.Argument(help="Video file or frame
 
     choice = choose_device(device)
     loaded = load_diffusion(model, choice.device, ema)
-    opts = sample_config(loaded.cfg, sampler, steps, eta, set_, guidance, cond_guidance, compile_)
+    cfg = sample_config(loaded.cfg, sampler, steps, eta, set_, guidance, cond_guidance, compile_)
+    choice, opts = model_precision(choice, cfg, amp), cfg.sample
     classes = resolve_classes(loaded, class_, opts, most=1)
     with progress_bar() as bar:
         task = bar.add_task("extend", total=math.ceil(frames / loaded.cfg.data.frames), info="")
         path = extend_video(loaded, input_video, output, frames, seed, opts, choice, only_new, fmt, fps,
                             on_clip=lambda: bar.advance(task), label=classes[0] if classes else None)
-    emit({"video": str(path), "new_frames": frames, "model": loaded.path, **class_report(loaded, classes, [0], opts)},
+    emit({"video": str(path), "new_frames": frames, "precision": choice.precision, "model": loaded.path,
+          **class_report(loaded, classes, [0], opts)},
          as_json, [str(path)])

@@ -9,9 +9,9 @@ from typing import Annotated, Optional
 import typer
 
 from pvdm_cli.app import app
-from pvdm_cli.options import (ClassOpt, CompileOpt, CondGuidanceOpt, DeviceOpt, EmaOpt, EtaOpt, FormatOpt, FpsOpt, GuidanceOpt,
-                              JsonOpt, ModelOpt, SampleSetOpt, SampleStepsOpt, SamplerOpt, emit, guarded,
-                              sample_config)
+from pvdm_cli.options import (AmpOpt, ClassOpt, CompileOpt, CondGuidanceOpt, DeviceOpt, EmaOpt, EtaOpt, FormatOpt,
+                              FpsOpt, GuidanceOpt, JsonOpt, ModelOpt, SampleSetOpt, SampleStepsOpt, SamplerOpt, emit, guarded,
+                              model_precision, sample_config)
 
 
 @app.command()
@@ -25,7 +25,7 @@ def sample(output: Annotated[Path, typer.Option("-o", "--output", help="out.mp4,
            fmt: FormatOpt = None, fps: FpsOpt = 8.0, ema: EmaOpt = True,
            ae: Annotated[Optional[Path], typer.Option("--ae", help="Override the autoencoder recorded in the model.")] = None,
            class_: ClassOpt = None, guidance: GuidanceOpt = None, cond_guidance: CondGuidanceOpt = None,
-           compile_: CompileOpt = False, set_: SampleSetOpt = None, device: DeviceOpt = None,
+           compile_: CompileOpt = False, set_: SampleSetOpt = None, device: DeviceOpt = None, amp: AmpOpt = None,
            as_json: JsonOpt = False) -> None:
     """Generate videos of any length from a trained diffusion model (of given classes, with guidance)."""
     from pvdm_core import distributed as dist
@@ -37,7 +37,8 @@ def sample(output: Annotated[Path, typer.Option("-o", "--output", help="out.mp4,
     choice = choose_device(device)
     loaded = load_diffusion(model, choice.device, ema, ae)
     frames = frames or loaded.cfg.data.frames
-    opts = sample_config(loaded.cfg, sampler, steps, eta, set_, guidance, cond_guidance, compile_)
+    cfg = sample_config(loaded.cfg, sampler, steps, eta, set_, guidance, cond_guidance, compile_)
+    choice, opts = model_precision(choice, cfg, amp), cfg.sample
     classes = resolve_classes(loaded, class_, opts)
     indices = list(range(num))[dist.rank() :: dist.world_size()]
     clips = len(indices) and math.ceil(len(indices) / batch_size) * math.ceil(frames / loaded.cfg.data.frames)
@@ -46,5 +47,6 @@ def sample(output: Annotated[Path, typer.Option("-o", "--output", help="out.mp4,
         paths = sample_videos(loaded, output, num, frames, seed, opts, choice, batch_size, fmt, fps, indices,
                               on_clip=lambda: bar.advance(task), classes=classes)
     emit({"videos": [str(p) for p in paths], "frames": frames, "sampler": opts.sampler, "steps": opts.steps,
-          "eta": opts.eta, "seed": seed, "compile": opts.compile, "model": loaded.path, **class_report(loaded, classes, indices, opts)},
+          "eta": opts.eta, "seed": seed, "compile": opts.compile, "precision": choice.precision, "model": loaded.path,
+          **class_report(loaded, classes, indices, opts)},
          as_json, [str(p) for p in paths])

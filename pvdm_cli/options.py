@@ -17,7 +17,7 @@ from pvdm_core.errors import BadInputError, PvdmError
 from pvdm_core.runs import dumps
 
 if TYPE_CHECKING:  # torch stays unloaded until a command runs: `pvdm --help` is instant
-    from pvdm_core.config import Config, SampleConfig
+    from pvdm_core.config import Config
     from pvdm_core.device import DeviceChoice
 
 PresetOpt = Annotated[str, typer.Option("--preset", "-p", help="Preset name (see `pvdm presets`).")]
@@ -29,6 +29,7 @@ SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Random seed (def
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON document on stdout.")]
 OutDirOpt = Annotated[Optional[Path], typer.Option("--out", help="Run folder (default runs/<preset>-<command>-<time>).")]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Fail on unreadable videos instead of skipping them.")]
+AmpOpt = Annotated[Optional[str], typer.Option("--amp", help="Autocast precision: auto (bf16 on GPUs with bf16 units, fp16 on older CUDA GPUs, fp32 on CPU and MPS), off (fp32), bf16 or fp16. Default: the model's run.amp.")]
 
 
 def fail(message: str, code: int) -> None:
@@ -58,6 +59,13 @@ def guarded(fn):
             fail(f"{type(e).__name__}: {e} (set PVDM_DEBUG=1 for the traceback)", 1)
 
     return wrapper
+
+
+def model_precision(choice: DeviceChoice, cfg: Config, amp: Optional[str]) -> DeviceChoice:
+    """The device with the precision of --amp, else of the model's run.amp (checked like --set)."""
+    from pvdm_core.device import with_amp
+
+    return with_amp(choice, override_config(cfg, [f"run.amp={amp}"] if amp else [], ("run.amp",)).run.amp)
 
 
 def emit(result: dict[str, Any], as_json: bool, lines: list[str] | None = None) -> None:
@@ -121,7 +129,7 @@ SampleStepsOpt = Annotated[Optional[int], typer.Option("--steps", help="Sampling
 EtaOpt = Annotated[Optional[float], typer.Option("--eta", help="DDIM noise (1 = reference, 0 = deterministic).")]
 FormatOpt = Annotated[Optional[str], typer.Option("--format", help="mp4, gif, npz or frames (default: from -o's extension).")]
 EmaOpt = Annotated[bool, typer.Option("--ema/--no-ema", help="Use the EMA weights (default) or the raw ones.")]
-SampleSetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a sampling key, e.g. --set sample.noise=release (repeatable).")]
+SampleSetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a sampling key or run.amp, e.g. --set sample.noise=release (repeatable).")]
 FpsOpt = Annotated[float, typer.Option("--fps", help="Frame rate of written videos.")]
 ClassOpt = Annotated[Optional[list[str]], typer.Option("--class", metavar="NAME", help="Class name or index (class-conditional models); repeat it or give a,b,c to cycle over the videos.")]
 GuidanceOpt = Annotated[Optional[float], typer.Option("--guidance", help="Classifier-free guidance weight w on --class: (1 + w) eps(class) - w eps(null); 0 = off.")]
@@ -131,8 +139,8 @@ CondGuidanceOpt = Annotated[Optional[float], typer.Option("--cond-guidance", hel
 
 def sample_config(cfg: Config, sampler: Optional[str], steps: Optional[int], eta: Optional[float],
                   sets: Optional[list[str]], guidance: Optional[float] = None,
-                  cond_guidance: Optional[float] = None, compile_: bool = False) -> SampleConfig:
-    """The model's sampling settings with --set sample.*, then --sampler/--steps/--eta and the
+                  cond_guidance: Optional[float] = None, compile_: bool = False) -> Config:
+    """The model's config with --set sample.* (and run.amp), then --sampler/--steps/--eta and the
     guidance weights applied, checked like any config (a typo in --sampler names the choices)."""
     sets = list(sets or [])
     sets += [f"sample.sampler={sampler}"] if sampler else []
@@ -141,4 +149,4 @@ def sample_config(cfg: Config, sampler: Optional[str], steps: Optional[int], eta
     sets += [f"sample.guidance={guidance}"] if guidance is not None else []
     sets += [f"sample.cond_guidance={cond_guidance}"] if cond_guidance is not None else []
     sets += ["sample.compile=true"] if compile_ else []
-    return override_config(cfg, sets, ("sample",)).sample
+    return override_config(cfg, sets, ("sample", "run.amp"))

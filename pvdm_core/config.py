@@ -209,6 +209,10 @@ class RunConfig:
     compile: str = ""
     # TensorBoard event files under <run>/tensorboard (rank 0): needs `pip install 'pvdm[tensorboard]'`.
     tensorboard: bool = False
+    # Checkpoint retention: keep the newest N step-NNNNNNN.pt of a training run (0: keep all).
+    # Never deleted: the one `latest` names, good.pt, files under any other name, and a
+    # step-NNNNNNN.pt marked by a file next to it named step-NNNNNNN.pt.keep.
+    keep_checkpoints: int = 0
 
 
 @dataclass
@@ -364,13 +368,15 @@ def given_keys(config_file: Path | None, overrides: list[str], data: str | Path 
 
 
 def override_config(cfg: Config, overrides: list[str], sections: tuple[str, ...]) -> Config:
-    """cfg with --set overrides applied, each key inside one of `sections` (e.g. sampling options
-    of a trained model, whose architecture is fixed by its checkpoint)."""
+    """cfg with --set overrides applied, each key inside one of `sections` or one of the keys
+    named there (e.g. sampling options of a trained model, whose architecture is fixed by its
+    checkpoint: ("sample", "run.amp"))."""
     data = cfg.to_dict()
     for assignment in overrides:
         key = assignment.split("=", 1)[0].strip()
-        if key.split(".", 1)[0] not in sections:
-            raise BadInputError(f"--set {key}: only {', '.join(s + '.*' for s in sections)} keys can be set here")
+        if key.split(".", 1)[0] not in sections and key not in sections:
+            allowed = ", ".join(s if "." in s else s + ".*" for s in sections)
+            raise BadInputError(f"--set {key}: only {allowed} keys can be set here")
         data = _merge(data, parse_set(assignment))
     return config_from_dict(data)
 

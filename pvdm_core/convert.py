@@ -14,7 +14,6 @@ transform: identity, a 1x1 conv squeezed to a Linear, a row slice of a fused Lin
 
 from __future__ import annotations
 
-import pickle
 import re
 import zipfile
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from torch import Tensor
 
 from pvdm_core.artifacts import (AE_KIND, DIFFUSION_KIND, build_autoencoder, build_unet, load_autoencoder,
                                  weights_hash)
-from pvdm_core.checkpoint import LATEST, load_checkpoint, save_checkpoint
+from pvdm_core.checkpoint import LATEST, load_checkpoint, load_tensors, save_checkpoint
 from pvdm_core.config import Config, load_config
 from pvdm_core.errors import BadInputError
 from pvdm_core.runs import prepare_run_dir
@@ -56,15 +55,7 @@ def read_release_file(path: Path) -> dict[str, Tensor]:
         raise BadInputError(f"{path}: no such file")
     if not zipfile.is_zipfile(path):  # torch.save's format is a zip archive; a cut one has no directory
         raise BadInputError(f"{path} is not a readable PyTorch checkpoint (truncated or another format?)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        why = next((ln.strip() for ln in str(e).splitlines() if "Unsupported global" in ln), "")
-        raise BadInputError(f"{path} needs more than tensors to load (refused, nothing in it was run)"
-                            f"{': ' + why if why else ''}") from None
-    except Exception as e:  # noqa: BLE001 - truncated zip, not a torch file, ...
-        raise BadInputError(f"{path} is not a readable PyTorch checkpoint (truncated or another format?): "
-                            f"{str(e).splitlines()[0][:160]}") from None
+    state = load_tensors(path)
     if isinstance(state, dict) and "kind" in state and "config" in state:
         raise BadInputError(f"{path} is already a pvdm checkpoint ({state['kind']}); it needs no conversion")
     if not isinstance(state, dict) or not state or not all(isinstance(v, Tensor) for v in state.values()):

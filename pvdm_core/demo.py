@@ -39,6 +39,7 @@ from pvdm_core.data.synthetic import synthetic_video, write_synthetic_videos
 from pvdm_core.demo_report import load_average
 from pvdm_core.demo_plan import NUM_EXTEND, NUM_LONG, diffusion_budget, make_plan
 from pvdm_core.demo_state import STATE, DemoOptions, DemoRun, DemoState
+from pvdm_core.device import with_amp
 from pvdm_core.errors import BadInputError, PvdmError
 from pvdm_core.progress import log, progress_bar
 from pvdm_core.runs import dumps, prepare_run_dir
@@ -263,6 +264,7 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     cfg = load_config(opts.preset, None, opts.overrides)
     if cfg.data.dataset != "synthetic":
         raise BadInputError(f"the demo runs on the embedded synthetic dataset; preset {opts.preset!r} uses {cfg.data.dataset!r}")
+    opts = dataclasses.replace(opts, device=with_amp(opts.device, cfg.run.amp))  # --set run.amp: every stage
     opts.out.mkdir(parents=True, exist_ok=True)
     state = DemoState(opts.out / STATE, opts.settings())
     state.data.setdefault("load_average_start", load_average())

@@ -155,7 +155,7 @@ def build_summary(run: DemoRun, sheet: Path) -> dict[str, Any]:
     return {
         "pvdm_version": state.data.get("pvdm_version"),
         "settings": opts.settings(),
-        "device": str(device.device), "device_reason": device.reason,
+        "device": str(device.device), "device_reason": device.reason, "precision": device.precision,
         "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
         "budget_minutes": opts.minutes, "minutes": round(total / 60, 2), "within_budget": total <= opts.minutes * 60,
         "seconds": seconds,

@@ -46,6 +46,16 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+def max_over_ranks(value: int, device: torch.device) -> int:
+    """The largest `value` of all ranks (`value` itself without a process group): one tiny
+    all-reduce, on `device` because NCCL reduces only CUDA tensors."""
+    if world_size() > 1 and dist.is_available() and dist.is_initialized():
+        t = torch.tensor([value], dtype=torch.int32, device=device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return int(t.item())
+    return value
+
+
 def all_gather_object(obj: Any) -> list[Any]:
     """Every rank's picklable `obj`, in rank order ([obj] without a process group)."""
     if world_size() > 1 and dist.is_available() and dist.is_initialized():

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from einops import rearrange
+from torch.utils.data import DataLoader
 
 from pvdm_core.atomic import atomic_path
 from pvdm_core.artifacts import LoadedAE
@@ -23,7 +25,7 @@ from pvdm_core.data.labels import label_indices
 from pvdm_core.device import DeviceChoice, autocast
 from pvdm_core.errors import BadInputError
 from pvdm_core.models.autoencoder import Latents
-from pvdm_core.video_io import center_crop_resize, find_videos, read_video, to_float, to_uint8, write_video
+from pvdm_core.video_io import center_crop_resize, find_videos, read_video, to_uint8, unit_range, write_video
 
 SHARD_CLIPS = 4096
 
@@ -43,22 +45,50 @@ def clip_starts(num_frames: int, frames: int, clips: str, stride: int) -> list[i
     raise BadInputError(f"--clips must be first, all or a positive number, not {clips!r}")
 
 
-def iter_clips(videos: list[Path], frames: int, frame_stride: int, resolution: int, clips: str, stride: int,
-               strict: bool, skipped: dict[str, str]) -> Iterator[tuple[str, int, torch.Tensor]]:
-    """(source, start frame, clip (3, T, R, R)) for every selected clip of every video."""
-    for path in videos:
+class VideoClips(torch.utils.data.Dataset):
+    """Item i: the selected clips of video i, as (source, start frame, uint8 clip (3, T, R, R)),
+    or why it was skipped (a str): read by DataLoader workers, so the device does not wait for
+    decoding, and returned as a value, not raised, so the message stays one line."""
+
+    def __init__(self, videos: list[Path], frames: int, frame_stride: int, resolution: int, clips: str, stride: int):
+        self.videos, self.frames, self.frame_stride = videos, frames, frame_stride
+        self.resolution, self.clips, self.stride = resolution, clips, stride
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, i: int) -> list[tuple[str, int, torch.Tensor]] | str:
+        path, frames, step = self.videos[i], self.frames, self.frame_stride
         try:
-            video = read_video(path, step=frame_stride)
-            starts = clip_starts(len(video), frames, clips, stride)
+            video = read_video(path, step=step)  # (N, H, W, 3) uint8
+            starts = clip_starts(len(video), frames, self.clips, self.stride)
             if not starts:
-                raise BadInputError(f"{path}: too short: needs {frames} frames (stride {frame_stride}), has {len(video)}")
+                raise BadInputError(f"{path}: too short: needs {frames} frames (stride {step}), has {len(video)}")
         except BadInputError as e:
+            return str(e)
+        crops = [center_crop_resize(video[s : s + frames], self.resolution) for s in starts]  # (T, R, R, 3) each
+        return [(str(path), s * step, rearrange(torch.from_numpy(c), "t h w c -> c t h w")) for s, c in zip(starts, crops)]
+
+
+def _as_is(item: object) -> object:
+    return item
+
+
+def iter_clips(videos: list[Path], frames: int, frame_stride: int, resolution: int, clips: str, stride: int,
+               strict: bool, skipped: dict[str, str], workers: int = 0) -> Iterator[tuple[str, int, torch.Tensor]]:
+    """(source, start frame, uint8 clip (3, T, R, R)) for every selected clip of every video, in
+    order; `workers` processes decode (0: this one)."""
+    if workers < 0:
+        raise BadInputError(f"--workers must be 0 or more, not {workers}")
+    loader = DataLoader(VideoClips(videos, frames, frame_stride, resolution, clips, stride), batch_size=None,
+                        num_workers=workers, collate_fn=_as_is)
+    for path, item in zip(videos, loader):
+        if isinstance(item, str):
             if strict:
-                raise
-            skipped[str(path)] = str(e)
+                raise BadInputError(item)
+            skipped[str(path)] = item
             continue
-        for s in starts:
-            yield str(path), s * frame_stride, to_float(center_crop_resize(video[s : s + frames], resolution))
+        yield from item
 
 
 def expand_inputs(inputs: list[str], read_stdin: Callable[[], list[str]]) -> list[Path]:
@@ -90,8 +120,9 @@ def encode_videos(ae: LoadedAE, videos: list[Path], out: Path, device: DeviceCho
                   stride: int | None = None, batch_size: int = 16, dtype: str = "float16",
                   reconstruct: Path | None = None, strict: bool = False,
                   on_clip: Callable[[], None] | None = None, shard_prefix: str = "latents-",
-                  class_names: list[str] | None = None) -> dict:
-    """Encode every selected clip; write one .npz (out ends in .npz) or shards in a folder.
+                  class_names: list[str] | None = None, workers: int = 0) -> dict:
+    """Encode every selected clip; write one .npz (out ends in .npz) or shards in a folder;
+    `workers` processes decode the videos while the device encodes.
 
     Under torchrun each process passes its share of `videos` and its own `shard_prefix`;
     `class_names` (the index map of all videos, data/labels.py) stores each clip's label.
@@ -112,7 +143,7 @@ def encode_videos(ae: LoadedAE, videos: list[Path], out: Path, device: DeviceCho
 
     def flush_batch() -> None:
         nonlocal total
-        x = torch.stack([c for _, _, c in batch]).to(device.device)
+        x = unit_range(torch.stack([c for _, _, c in batch]).to(device.device))  # (B, 3, T, R, R)
         with autocast(device):
             z = ae.model.encode(x).float()
         shard.append(z.to("cpu"))
@@ -134,7 +165,7 @@ def encode_videos(ae: LoadedAE, videos: list[Path], out: Path, device: DeviceCho
         written.append(str(path))
         shard.clear(), sources.clear(), starts.clear()
 
-    for item in iter_clips(videos, d.frames, d.frame_stride, d.resolution, clips, stride, strict, skipped):
+    for item in iter_clips(videos, d.frames, d.frame_stride, d.resolution, clips, stride, strict, skipped, workers):
         batch.append(item)
         if on_clip:
             on_clip()

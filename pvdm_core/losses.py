@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pvdm_core.checkpoint import load_tensors
 from pvdm_core.errors import BadInputError, MissingWeightsError
 from pvdm_core.weights import WeightsSpec, resolve_weights
 
@@ -69,13 +70,13 @@ class LPIPSVGG(nn.Module):
         self.features = vgg16_features()[: _LPIPS_TAPS[-1] + 1]  # the pools after relu5_3 are unused
         self.lins = nn.ModuleList(nn.Conv2d(c, 1, 1, bias=False) for c in _LPIPS_CHANNELS)
 
+        state = load_tensors(vgg_path, "torchvision VGG16 state dict")
         try:
-            state = torch.load(vgg_path, map_location="cpu", weights_only=True)
             vgg = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
             self.features.load_state_dict(vgg, strict=True)
-        except Exception as e:  # wrong file: say which and why, not a pickle traceback
+        except Exception as e:  # other keys or shapes: say which file and why, not a traceback
             raise BadInputError(f"{vgg_path} is not a torchvision VGG16 state dict: {e}") from None
-        lin_state = torch.load(lin_path or lpips_linear_weights_path(), map_location="cpu", weights_only=True)
+        lin_state = load_tensors(lin_path or lpips_linear_weights_path(), "LPIPS weights file")
         # the LPIPS file names them lin{i}.model.1.weight (index 0 was a dropout)
         self.lins.load_state_dict({f"{i}.weight": lin_state[f"lin{i}.model.1.weight"] for i in range(5)})
         self.requires_grad_(False)

@@ -76,11 +76,14 @@ def class_report(model: LoadedDiffusion, classes: list[int] | None, indices: lis
     return out
 
 
-def noise_source(seeds: list[int], layout: str) -> list[torch.Generator] | FlatNoise:
-    """Per-video generators seeded seeds[i], or (layout "release") one FlatNoise generator seeded
-    seeds[0] for the whole batch, as the release draws from one global generator."""
+def noise_source(seeds: list[int], layout: str, device: torch.device) -> list[torch.Generator] | FlatNoise:
+    """Per-video CPU generators seeded seeds[i] (the same samples on any device), or (layout
+    "release") one FlatNoise generator seeded seeds[0] for the whole batch, as the release draws
+    from one global generator: on `device`'s, since the release draws on its CUDA device, whose
+    stream differs from the CPU's for one seed."""
     if layout == "release":
-        return FlatNoise(torch.Generator().manual_seed(seeds[0]))
+        on = device if device.type == "cuda" else torch.device("cpu")
+        return FlatNoise(torch.Generator(device=on).manual_seed(seeds[0]))
     return [torch.Generator().manual_seed(s) for s in seeds]
 
 
@@ -166,7 +169,7 @@ def generate(model: LoadedDiffusion, writers: list[VideoWriter], seeds: list[int
     """Sample len(seeds) videos of `frames` frames together (video i of class labels[i]),
     streaming each clip to its writer."""
     t = model.cfg.data.frames
-    noise = noise_source(seeds, opts.noise)
+    noise = noise_source(seeds, opts.noise, device.device)
     label = torch.tensor(labels, dtype=torch.long) if labels is not None else None
     for k in range(math.ceil(frames / t)):
         z = sample_clip(model, cond, noise, opts, device, batch=len(seeds), label=label)

@@ -34,7 +34,7 @@ from pvdm_core.reporting import RunReporter
 from pvdm_core.training import (EMA, Pace, StepBatchSampler, StopRequest, TimeBudget, TrainState, check_finite,
                                 due, grad_accumulation, grad_scaler, latest_checkpoint, micro_batches,
                                 optimizer_step, rank_rows, set_lr, step_generator, wrap_for_training)
-from pvdm_core.video_io import to_uint8, write_video
+from pvdm_core.video_io import to_uint8, unit_range, write_video
 
 GAN_PARTS = ("disc2d", "disc3d", "opt_d")  # checkpoint keys of the critics (absent before the GAN phase)
 ROLLBACK_PARTS = ("model", "optimizer", "ema", *GAN_PARTS)  # what a divergence rewinds: not the scaler or guard
@@ -139,8 +139,8 @@ def train_autoencoder(cfg: Config, opts: AETrainOptions) -> dict[str, Any]:
     critics = Critics(tc, device.device) if use_gan else None
     guard = GanGuard(use_gan, tc.divergence_window, tc.divergence_tolerance_db)
     scaler = grad_scaler(device)
-    state = TrainState({"kind": AE_KIND, "config": cfg.to_dict()}, model=model, optimizer=opt, scaler=scaler,
-                       gan=guard, ema=ema, **(critics.parts() if critics else {}))
+    state = TrainState({"kind": AE_KIND, "config": cfg.to_dict()}, cfg.run.keep_checkpoints, model=model,
+                       optimizer=opt, scaler=scaler, gan=guard, ema=ema, **(critics.parts() if critics else {}))
 
     # 2. resume: the same --out continues where the last checkpoint left off
     saved = latest_checkpoint(run_dir, AE_KIND, cfg, ("ae", "data.frames", "data.resolution"))
@@ -150,10 +150,10 @@ def train_autoencoder(cfg: Config, opts: AETrainOptions) -> dict[str, Any]:
 
     # 3. data: step k's batch is a pure function of (seed, k), so resuming replays nothing
     micro = micro_batches(tc.batch_size, tc.grad_accum)
-    train_set = build_dataset(cfg.data, "train", seed=cfg.run.seed, strict=opts.strict)
+    train_set = build_dataset(cfg.data, "train", seed=cfg.run.seed, strict=opts.strict, uint8=True)
     test_set = build_dataset(cfg.data, "test", strict=opts.strict)
     test_clips = torch.stack([test_set[i] for i in range(min(tc.eval_clips, len(test_set)))])
-    sampler = StepBatchSampler(len(train_set), tc.batch_size, cfg.run.seed, state.step, tc.steps)
+    sampler = StepBatchSampler(len(train_set), tc.batch_size, cfg.run.seed, state.step, tc.steps, epochs=True)
     loader = DataLoader(train_set, batch_sampler=sampler, num_workers=cfg.data.num_workers,
                         pin_memory=device.device.type == "cuda", persistent_workers=False)
     ddp, forward = wrap_for_training(model, cfg.run.compile)
@@ -161,7 +161,7 @@ def train_autoencoder(cfg: Config, opts: AETrainOptions) -> dict[str, Any]:
     # 4. the loop
     last_eval: dict = {}
     pace = Pace()
-    with StopRequest(opts.max_time) as stop, report.live(state.step):
+    with StopRequest(opts.max_time, device.device) as stop, report.live(state.step):
         for clips in loader:
             # which frame of each clip LPIPS and the 2D critic see: drawn for the global batch
             g = step_generator(cfg.run.seed, state.step)
@@ -173,14 +173,15 @@ def train_autoencoder(cfg: Config, opts: AETrainOptions) -> dict[str, Any]:
 
             # forward and backward per micro-batch (gradients sync on the last), then the critics'
             for rows, sync in grad_accumulation(ddp, micro, tc.grad_accum):
-                x = clips[rows].to(device.device, non_blocking=True)
+                x = unit_range(clips[rows].to(device.device, non_blocking=True))  # (B, 3, T, H, W)
                 fi = frame_idx[rows].to(device.device)
                 pick = lambda v: v[torch.arange(len(fi), device=v.device), :, fi]  # (B, 3, H, W)
                 with autocast(device), sync:
                     recon, _ = forward(x, noise.take(rows).to(device.device)) if noise is not None else forward(x)
                     loss, parts = autoencoder_loss(recon, x, pick, tc, lpips, critics if in_gan else None)
                     scaler.scale(loss / tc.grad_accum).backward()
-                check_finite(float(loss.detach()), state.step, run_dir, " (lower ae_train.lr or enable grad_clip)")
+                check_finite(float(loss.detach()), state.step, run_dir, scaler,
+                             " (lower ae_train.lr or enable grad_clip)")
                 if in_gan:  # the critics' step on the same micro-batch, hinge loss
                     with autocast(device):
                         parts["d_loss"] = critics.loss(recon, x, pick)

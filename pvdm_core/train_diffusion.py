@@ -187,7 +187,8 @@ def train_diffusion(cfg: Config, opts: DiffusionTrainOptions) -> dict[str, Any]:
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     scaler = grad_scaler(device)
     state = TrainState({"kind": DIFFUSION_KIND, "config": cfg.to_dict(), "ae_path": str(Path(opts.ae.path).resolve()),
-                        "ae_hash": opts.ae.ae_hash}, model=model, ema=ema, optimizer=opt, scaler=scaler)
+                        "ae_hash": opts.ae.ae_hash}, cfg.run.keep_checkpoints,
+                       model=model, ema=ema, optimizer=opt, scaler=scaler)
 
     # 2. resume from the same --out, trained on the same autoencoder
     saved = latest_checkpoint(run_dir, DIFFUSION_KIND, cfg, ("unet", "ae", "data.frames", "data.resolution"))
@@ -217,7 +218,7 @@ def train_diffusion(cfg: Config, opts: DiffusionTrainOptions) -> dict[str, Any]:
     # 4. the loop
     first_loss, loss_avg = None, None
     pace = Pace()
-    with StopRequest(opts.max_time) as stop, report.live(state.step):
+    with StopRequest(opts.max_time, device.device) as stop, report.live(state.step):
         for z, z_prev, has_prev, label in loader:
             # draws for the whole global batch, then this rank's rows: same batch for any world size
             g = step_generator(cfg.run.seed, state.step)
@@ -244,7 +245,7 @@ def train_diffusion(cfg: Config, opts: DiffusionTrainOptions) -> dict[str, Any]:
                                           cfg.diffusion.min_snr_gamma)
                     scaler.scale(loss / tc.grad_accum).backward()
                 loss_sum += float(loss.detach()) / tc.grad_accum
-            check_finite(loss_sum, state.step, run_dir)
+            check_finite(loss_sum, state.step, run_dir, scaler)
 
             # optimizer step, EMA
             optimizer_step(opt, scaler, tc.grad_clip)

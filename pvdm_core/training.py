@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import secrets
 import signal
+import socket
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -23,7 +25,8 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import Sampler
 
 from pvdm_core import distributed as dist
-from pvdm_core.checkpoint import LATEST, check_same_model, load_checkpoint, save_checkpoint
+from pvdm_core.atomic import write_text_atomic
+from pvdm_core.checkpoint import LATEST, check_same_model, load_checkpoint, prune_checkpoints, save_checkpoint
 from pvdm_core.config import AETrainConfig, Config, DiffusionTrainConfig
 from pvdm_core.device import DeviceChoice
 from pvdm_core.errors import BadInputError, PvdmError
@@ -58,22 +61,27 @@ class StepBatchSampler(Sampler[list[int]]):
 
     Epoch e visits the dataset in permutation randperm(N, seed e); the global batch of step k
     is positions k*B .. k*B+B-1 of that endless sequence; rank r takes every world-th item.
+    With epochs=True the items are (index, epoch), so a video dataset draws another window of
+    the video each epoch (a function of the step: the same after a resume, in any worker).
     """
 
-    def __init__(self, n: int, global_batch: int, seed: int, start_step: int, total_steps: int):
+    def __init__(self, n: int, global_batch: int, seed: int, start_step: int, total_steps: int,
+                 epochs: bool = False):
         self.n, self.batch, self.seed = n, global_batch, seed
-        self.start, self.total = start_step, total_steps
+        self.start, self.total, self.epochs = start_step, total_steps, epochs
 
     def __len__(self) -> int:
         return max(0, self.total - self.start)
 
-    def global_batch(self, step: int) -> list[int]:
-        out, pos = [], step * self.batch
+    def global_batch(self, step: int) -> list[int] | list[tuple[int, int]]:
+        out: list = []
+        pos = step * self.batch
         while len(out) < self.batch:
             epoch, offset = divmod(pos, self.n)
             perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 7919 + epoch))
             take = min(self.batch - len(out), self.n - offset)
-            out += perm[offset : offset + take].tolist()
+            picked = perm[offset : offset + take].tolist()
+            out += [(i, epoch) for i in picked] if self.epochs else picked
             pos += take
         return out
 
@@ -115,9 +123,18 @@ def wrap_for_training(model: nn.Module, compile_backend: str) -> tuple[nn.Module
     return ddp, compiled(ddp, compile_backend)
 
 
-def grad_scaler(device: DeviceChoice) -> torch.amp.GradScaler:
+class GradScaler(torch.amp.GradScaler):
+    """torch's GradScaler, resumable from a run saved without loss scaling: a disabled scaler
+    saves {} (CPU, bf16, fp32), which torch refuses to load; here it starts a fresh scale."""
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if state_dict:
+            super().load_state_dict(state_dict)
+
+
+def grad_scaler(device: DeviceChoice) -> GradScaler:
     """Loss scaling for fp16 autocast; a pass-through otherwise."""
-    return torch.amp.GradScaler(device.device.type, enabled=device.needs_grad_scaler)
+    return GradScaler(device.device.type, enabled=device.needs_grad_scaler)
 
 
 def average_gradients(params: Iterable[nn.Parameter]) -> None:
@@ -139,10 +156,20 @@ def optimizer_step(opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler, gra
     opt.zero_grad(set_to_none=True)
 
 
-def check_finite(loss: float, step: int, run_dir: Path, hint: str = "") -> None:
-    """A NaN or infinite loss ends the run with one message; earlier checkpoints stay."""
-    if not math.isfinite(loss):
-        raise PvdmError(f"loss became {loss} at step {step}; checkpoints written so far are kept in {run_dir}{hint}")
+MIN_LOSS_SCALE = 2.0**-14  # fp16: 30 overflows in a row from the initial 2^16; the loss overflows whatever the scale
+
+
+def check_finite(loss: float, step: int, run_dir: Path, scaler: torch.amp.GradScaler, hint: str = "") -> None:
+    """A NaN or infinite loss ends the run with one message; earlier checkpoints stay. Under fp16
+    loss scaling it is an overflow, which the scaler skips (the step's gradients are not finite
+    either, so scaler.step skips the update and scaler.update halves the scale), unless the
+    scale has collapsed: then the loss overflows whatever the scale, and the run ends."""
+    if math.isfinite(loss):
+        return
+    if scaler.is_enabled() and scaler.get_scale() >= MIN_LOSS_SCALE:
+        log(f"step {step}: fp16 loss overflow ({loss}), step skipped by the loss scaler")
+        return
+    raise PvdmError(f"loss became {loss} at step {step}; checkpoints written so far are kept in {run_dir}{hint}")
 
 
 class EMA:
@@ -228,11 +255,13 @@ class Stateful(Protocol):
 
 class TrainState:
     """The step, each stateful part by its checkpoint key (model, ema, optimizer, scaler, ...)
-    and plain metadata saved as is (kind, config, ...); parts given as None are left out."""
+    and plain metadata saved as is (kind, config, ...); parts given as None are left out.
+    `keep_checkpoints` (run.keep_checkpoints) prunes older step checkpoints after each save."""
 
-    def __init__(self, meta: dict[str, Any], **parts: Stateful | None):
+    def __init__(self, meta: dict[str, Any], keep_checkpoints: int = 0, **parts: Stateful | None):
         self.step = 0
         self.meta = meta
+        self.keep_checkpoints = keep_checkpoints
         self.parts = {name: part for name, part in parts.items() if part is not None}
 
     def state_dict(self) -> dict[str, Any]:
@@ -251,17 +280,44 @@ class TrainState:
 
     def save(self, run_dir: Path, name: str | None = None) -> Path:
         """Write run_dir/step-NNNNNNN.pt and point `latest` at it (or write run_dir/name, no
-        pointer). Rank 0 writes; every rank waits, so none runs ahead of a half-written file."""
+        pointer, no pruning). Rank 0 writes; every rank waits, so none runs ahead of a
+        half-written file."""
         path = run_dir / (name or f"step-{self.step:07d}.pt")
         if dist.is_main():
             save_checkpoint(path, self.state_dict(), point_latest=name is None)
+            if name is None:
+                prune_checkpoints(run_dir, self.keep_checkpoints)
         dist.barrier()
         return path
 
 
+def check_shared_run_dir(run_dir: Path) -> None:
+    """Under several processes every one reads what rank 0 writes there (`latest` on resume,
+    good.pt on a GAN rollback), so the run folder must be one folder all of them see (on several
+    nodes: a shared filesystem). Checked at start: rank 0 writes a token, every rank reads it."""
+    if dist.world_size() == 1:
+        return
+    marker = run_dir / ".pvdm-shared-check"
+    token = secrets.token_hex(8) if dist.is_main() else ""
+    if dist.is_main():
+        write_text_atomic(marker, token)
+    token = dist.all_gather_object(token)[0]
+    dist.barrier()
+    seen = marker.is_file() and marker.read_text() == token
+    blind = [(r, host) for r, (ok, host) in enumerate(dist.all_gather_object((seen, socket.gethostname()))) if not ok]
+    if dist.is_main():
+        marker.unlink(missing_ok=True)
+    if blind:
+        ranks = ", ".join(f"{r} on {host}" for r, host in blind)
+        raise BadInputError(f"process(es) {ranks} do not see {run_dir} as process 0 writes it: with several nodes "
+                            f"--out must be on a filesystem all of them share (checkpoints and resume read it)")
+
+
 def latest_checkpoint(run_dir: Path, kind: str, cfg: Config, same: tuple[str, ...]) -> dict[str, Any] | None:
     """The checkpoint a re-run of the same --out resumes from (None: a fresh run); refused when
-    the config sections `same` (model and data shape) differ from the command's."""
+    the config sections `same` (model and data shape) differ from the command's, or when the
+    processes do not share the run folder."""
+    check_shared_run_dir(run_dir)
     if not (run_dir / LATEST).is_file():
         return None
     saved = load_checkpoint(run_dir, kind)
@@ -293,11 +349,19 @@ class Pace:
         return self.steps / (time.monotonic() - self.t0)
 
 
-class StopRequest:
-    """Turns SIGINT/SIGTERM and a wall-clock budget into a flag the loop checks each step."""
+STOP_REASONS = ("max-time", "SIGTERM", "SIGINT")  # coded 1.. in the flag the ranks agree on
 
-    def __init__(self, max_seconds: float | None = None):
+
+class StopRequest:
+    """Turns SIGINT/SIGTERM and a wall-clock budget into a flag the loop checks each step.
+
+    Under several processes the flag is all-reduced every step (max over ranks), so all of them
+    stop after the same step: a rank deciding alone would enter the checkpoint barrier while
+    the others enter the next step's gradient all-reduce, and the job would hang."""
+
+    def __init__(self, max_seconds: float | None = None, device: torch.device = torch.device("cpu")):
         self.deadline = time.monotonic() + max_seconds if max_seconds else None
+        self.device = device  # where the flag is all-reduced (NCCL needs the rank's GPU)
         self.signal: str | None = None
         self.stopped: str | None = None  # the reason the loop stopped early, for the result
         self._old: dict = {}
@@ -319,6 +383,7 @@ class StopRequest:
 
     @property
     def reason(self) -> str | None:
+        """This process's own reason to stop, if any."""
         if self.signal:
             return self.signal
         if self.deadline is not None and time.monotonic() >= self.deadline:
@@ -326,8 +391,11 @@ class StopRequest:
         return None
 
     def now(self, step: int) -> bool:
-        """True when the loop should stop after `step` (saying so on stderr)."""
-        self.stopped = self.reason
+        """True when the loop should stop after `step` (saying so on stderr): when any rank has a
+        reason to, all of them get that reason (the highest coded of the ranks' reasons)."""
+        mine = self.reason
+        code = dist.max_over_ranks(STOP_REASONS.index(mine) + 1 if mine else 0, self.device)
+        self.stopped = STOP_REASONS[code - 1] if code else None
         if self.stopped is not None:
             log(f"stopping at step {step} ({self.stopped}); checkpoint saved, re-run the same command to resume")
         return self.stopped is not None

@@ -140,8 +140,14 @@ def count_frames(path: str | Path) -> int:
 
 def to_float(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
     """uint8 (T, H, W, 3) -> float (3, T, H, W) in [-1, 1]."""
-    x = torch.as_tensor(frames)
-    return rearrange(x, "t h w c -> c t h w").float() / 127.5 - 1.0
+    return unit_range(rearrange(torch.as_tensor(frames), "t h w c -> c t h w"))
+
+
+def unit_range(x: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels (any layout, any device) -> float in [-1, 1]; float clips (the synthetic
+    sets') pass unchanged. Training ships uint8 clips from its data workers, 4x less shared
+    memory, and converts them here, on the device."""
+    return x if x.is_floating_point() else x.float() / 127.5 - 1.0
 
 
 def to_uint8(video: torch.Tensor) -> np.ndarray:
@@ -165,8 +171,10 @@ def center_crop_resize(frames: np.ndarray, size: int) -> np.ndarray:
 
 
 def load_clip(path: str | Path, start: int, frames: int, step: int, resolution: int) -> torch.Tensor:
-    """Read one clip and preprocess it as the datasets do: (3, T, R, R) float in [-1, 1]."""
-    return to_float(center_crop_resize(read_video(path, start, frames, step), resolution))
+    """Read one clip and preprocess it as the datasets do: (3, T, R, R) uint8 (unit_range makes
+    it float in [-1, 1])."""
+    frames_u8 = center_crop_resize(read_video(path, start, frames, step), resolution)
+    return rearrange(torch.from_numpy(frames_u8), "t h w c -> c t h w")
 
 
 def _even(frame: np.ndarray) -> np.ndarray:

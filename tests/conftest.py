@@ -57,6 +57,19 @@ def isolated_home(tmp_path_factory, monkeypatch):
         monkeypatch.delenv(var, raising=False)
 
 
+@pytest.fixture(autouse=True)
+def cpu_unless_marked_gpu(request, monkeypatch):
+    """Tests run on the CPU even on a GPU machine (exact-equality tests hold on the CPU; `auto`
+    would pick CUDA): torch sees no CUDA or MPS device here or in subprocesses, except in tests
+    marked `gpu` (deselected by default, `pytest -m gpu`)."""
+    if request.node.get_closest_marker("gpu") is None:
+        from pvdm_core import device
+
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+        monkeypatch.setattr(device, "_mps_available", lambda: False)
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """Tiny tensors gain nothing from intra-op threads, and on a shared, loaded CPU two OpenMP

@@ -149,16 +149,30 @@ def test_projection_last_layer_shortcut_is_exact():
     assert torch.allclose(proj(x), expected, atol=1e-6)
 
 
-def test_grad_checkpoint_matches():
+def test_grad_checkpoint_matches_and_covers_the_projections(monkeypatch):
+    """Checkpointing recomputes every video-transformer block and every axis-projection layer
+    (was: the projections kept their activations), with the same gradients."""
+    from pvdm_core.models import autoencoder
+
     torch.manual_seed(0)
-    ae = ProjectedAutoencoder(SMALL, 4, 16)
+    ae = ProjectedAutoencoder(dataclasses.replace(SMALL, proj_depth=2), 4, 16)
     x = video(2, 4, 16, 16)
     ae(x)[0].mean().backward()
-    g0 = ae.encoder.blocks[0].attn_t.to_q.weight.grad.clone()
+    g0 = {n: p.grad.clone() for n, p in ae.named_parameters()}
     ae.zero_grad()
     ae.set_grad_checkpoint(True)
+    recomputed, real = [], autoencoder.checkpoint
+
+    def spy(fn, *args, **kwargs):
+        recomputed.append(type(fn).__name__)
+        return real(fn, *args, **kwargs)
+
+    monkeypatch.setattr(autoencoder, "checkpoint", spy)
     ae(x)[0].mean().backward()
-    assert torch.allclose(ae.encoder.blocks[0].attn_t.to_q.weight.grad, g0, atol=1e-6)
+    # 3 projections x 2 layers, encoder and decoder x 1 block
+    assert sorted(recomputed) == ["ProjectionLayer"] * 6 + ["VideoBlock"] * 2
+    for n, p in ae.named_parameters():
+        torch.testing.assert_close(p.grad, g0[n], rtol=1e-5, atol=1e-6, msg=n)
 
 
 @pytest.mark.parametrize("frames, res", [(16, 32), (4, 16), (16, 64)])

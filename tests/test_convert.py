@@ -128,7 +128,7 @@ def test_converted_runs_sample_like_trained_ones(converted, tmp_path, cli):
 
     assert np.load(tmp_path / "out.npz")["video"].shape == (4, 64, 64, 3)
     r = cli("sample", "--model", converted / "dm", "-o", tmp_path / "x.npz", "--set", "unet.heads=4", code=2)
-    assert "only sample.* keys" in r.stderr
+    assert "only sample.*, run.amp keys" in r.stderr
 
 
 def test_raw_and_ema_files_and_kinds(converted, tmp_path, cli):

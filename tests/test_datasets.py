@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -82,3 +84,55 @@ def test_sky_and_ucf_layouts(tmp_path):
     assert [p.name for p in build_dataset(cfg, "test").videos] == [names[1]]
     with pytest.raises(BadInputError, match="needs a location"):
         build_dataset(DataConfig(dataset="ucf"), "train")
+
+
+def _long_video_run(tmp_path, monkeypatch, out: str) -> list[int]:
+    """A tiny train-ae on two long videos (one train, one test); the train clip starts it read."""
+    from pvdm_core.config import load_config
+    from pvdm_core.data import datasets
+    from pvdm_core.device import choose_device
+    from pvdm_core.train_ae import AETrainOptions, train_autoencoder
+
+    for split, seed in (("train", 0), ("test", 1)):
+        write_synthetic_videos(tmp_path / "vids" / split, 1, 40, 16, first_seed=seed, fmt="frames")
+    starts: list[int] = []
+    real = datasets.load_clip
+
+    def spy(path, start, *args):
+        if Path(path).parent.name == "train":
+            starts.append(start)
+        return real(path, start, *args)
+
+    cfg = load_config("tiny", overrides=[
+        "ae.dim=16", "ae.depth=1", "ae.heads=1", "ae.proj_heads=1", "ae.proj_mlp_dim=16", "data.dataset=folder",
+        f"data.root={tmp_path / 'vids'}", "data.frames=4", "data.resolution=16", "ae_train.steps=6",
+        "ae_train.batch_size=2", "ae_train.eval_every=1000", "ae_train.eval_clips=1", "ae_train.ckpt_every=3"])
+    with monkeypatch.context() as m:
+        m.setattr(datasets, "load_clip", spy)
+        train_autoencoder(cfg, AETrainOptions(tmp_path / out, choose_device("cpu"), max_time=None))
+    return starts
+
+
+def test_training_clip_of_a_long_video_moves_with_the_epoch(tmp_path, monkeypatch, one_thread):
+    """Each epoch shows another window of a video (was: one fixed window for the whole run),
+    the same windows in every run with the seed."""
+    starts = _long_video_run(tmp_path, monkeypatch, "a")
+    assert len(starts) == 12 and len(set(starts)) >= 4, starts  # 12 visits of a 40-frame video
+    assert _long_video_run(tmp_path, monkeypatch, "b") == starts
+
+
+def test_clip_window_is_a_function_of_index_and_epoch(tmp_path):
+    from pvdm_core.training import StepBatchSampler
+
+    root = _folder(tmp_path, 3)
+    cfg = DataConfig(dataset="folder", root=str(root), resolution=16, frames=4, test_fraction=0.0)
+    ds = build_dataset(cfg, "train", seed=5, uint8=True)
+    a = ds[(1, 0)]
+    assert a.dtype == torch.uint8 and a.shape == (3, 4, 16, 16)
+    assert torch.equal(build_dataset(cfg, "train", seed=5)[(1, 0)], a.float() / 127.5 - 1)
+    assert torch.equal(ds[1], a)  # a plain index is epoch 0 (set_epoch)
+    assert any(not torch.equal(ds[(1, e)], a) for e in range(1, 6))
+    # the sampler's keys depend on the step alone: a resumed run gets the same items
+    full = list(StepBatchSampler(3, 2, 0, 0, 6, epochs=True))
+    assert list(StepBatchSampler(3, 2, 0, 4, 6, epochs=True)) == full[4:]
+    assert [e for batch in full for _, e in batch] == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]

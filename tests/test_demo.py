@@ -65,6 +65,7 @@ def test_demo_runs_resumes_and_reports(cli, tmp_path, i3d_weights, monkeypatch, 
     summary = json.loads(r.stdout)
     assert {run: (out / run / "latest").read_text() for run in ("ae", "dm")} == checkpoints  # not retrained
     assert summary["autoencoder"]["steps"] == 3 and summary["diffusion"]["steps"] == 3
+    assert summary["precision"] == "fp32"  # run.amp auto on the CPU
     assert set(summary["fvd"]) >= {"generated", "reconstruction", "untrained", "generated_over_floor", "num_videos"}
     assert set(summary["seconds"]) == {name for name, _ in demo.STAGES} - {"report"}
     for key in ("heldout_psnr_db", "heldout_ssim", "parameters", "architecture"):
@@ -169,3 +170,21 @@ def test_state_refuses_other_settings(tmp_path):
 def test_demo_preset_trains_with_squared_error_and_cosine():
     tc = load_config("demo").ae_train
     assert tc.lr_schedule == "cosine" and tc.warmup_steps > 0 and tc.mse_weight > 0
+
+
+class _Seen(Exception):
+    pass
+
+
+def test_demo_stages_run_at_the_precision_of_run_amp(tmp_path, monkeypatch):
+    """--set run.amp=bf16 reaches every stage (was: the demo always ran at the device's default)."""
+    from pvdm_core.demo_state import DemoOptions
+    from pvdm_core.device import choose_device
+
+    def stage(run):
+        raise _Seen(run.opts.device.precision)
+
+    monkeypatch.setattr(demo, "STAGES", [("plan", stage)])
+    for overrides, precision in (([], "fp32"), (["run.amp=bf16"], "bf16")):
+        with pytest.raises(_Seen, match=precision):
+            demo.run_demo(DemoOptions(tmp_path / precision, choose_device("cpu"), overrides=overrides))

@@ -1,11 +1,13 @@
 """DDP on CPU (gloo): 2 ranks x batch 2 give the same weights as 1 process x batch 4."""
 
+import json
 import os
 import socket
 import subprocess
 import sys
 import textwrap
 
+import pytest
 import torch
 
 from pvdm_core.checkpoint import load_checkpoint
@@ -23,8 +25,8 @@ WORKER = textwrap.dedent("""
         "ae_train.steps=2", "ae_train.batch_size=4", "ae_train.eval_every=100"])
     choice = choose_device("cpu")
     dist.setup(choice.device)
-    run_dir = Path(sys.argv[1]) / f"rank{{dist.rank()}}"
-    run_dir.mkdir(parents=True)
+    run_dir = Path(sys.argv[1]) / (f"rank{{dist.rank()}}" if sys.argv[2:] == ["apart"] else "")
+    run_dir.mkdir(parents=True, exist_ok=True)
     {fn}(cfg, {opts}(run_dir, choice))
 """)
 
@@ -35,8 +37,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _launch(tmp, world: int) -> None:
-    code = WORKER.format(module="train_ae", fn="train_autoencoder", opts="AETrainOptions")
+def _launch(tmp, world: int, apart: bool = False, code: int = 0) -> list[str]:
+    """Run the worker in `world` processes, one run folder (apart: one per process, as on nodes
+    without a shared filesystem); each must exit with `code`; their stderr."""
+    script = WORKER.format(module="train_ae", fn="train_autoencoder", opts="AETrainOptions")
     port = _free_port()
     procs = []
     for rank in range(world):
@@ -45,18 +49,74 @@ def _launch(tmp, world: int) -> None:
         if world == 1:
             for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE"):
                 env.pop(k)
-        procs.append(subprocess.Popen([sys.executable, "-c", code, str(tmp)], env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+        procs.append(subprocess.Popen([sys.executable, "-c", script, str(tmp), *(["apart"] if apart else [])],
+                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    errs = []
     for p in procs:
         out, err = p.communicate(timeout=300)
-        assert p.returncode == 0, err.decode()[-2000:]
+        assert p.returncode == code, err.decode()[-2000:]
+        errs.append(err.decode())
+    return errs
 
 
 def test_two_gloo_ranks_match_one_process(tmp_path):
     _launch(tmp_path / "one", 1)
     _launch(tmp_path / "two", 2)
-    single = load_checkpoint(tmp_path / "one" / "rank0")["model"]
-    ddp = load_checkpoint(tmp_path / "two" / "rank0")["model"]
+    single = load_checkpoint(tmp_path / "one")["model"]
+    ddp = load_checkpoint(tmp_path / "two")["model"]
     for k in single:
         torch.testing.assert_close(ddp[k], single[k], rtol=0, atol=1e-5, msg=k)
-    assert list((tmp_path / "two" / "rank1").iterdir()) == []  # only rank 0 writes
+
+
+@pytest.mark.slow
+def test_a_run_folder_the_processes_do_not_share_is_refused(tmp_path):
+    """Several nodes without a shared filesystem: each process would resume from its own view of
+    the folder that only process 0 writes; a clear error at start instead."""
+    errs = _launch(tmp_path, 2, apart=True, code=1)
+    assert all("process(es) 1 on" in e and "filesystem all of them share" in e for e in errs), errs
+    assert not list((tmp_path / "rank0").glob("*.pt"))
+
+
+STOP_WORKER = textwrap.dedent("""
+    import json, sys
+    from pathlib import Path
+    from pvdm_core import distributed as dist
+    from pvdm_core.config import load_config
+    from pvdm_core.device import choose_device
+    from pvdm_core.train_ae import AETrainOptions, train_autoencoder
+    cfg = load_config("tiny", overrides=[
+        "ae.dim=16", "ae.depth=1", "ae.heads=1", "ae.proj_heads=1", "ae.proj_mlp_dim=16",
+        "data.frames=4", "data.resolution=16", "data.synthetic_train=8", "data.synthetic_test=2",
+        "ae_train.steps=200", "ae_train.batch_size=2", "ae_train.eval_every=1000", "ae_train.eval_clips=1"])
+    choice = choose_device("cpu")
+    dist.setup(choice.device)
+    # only rank 0 has a (spent) time budget: it alone decides to stop, after its first step
+    result = train_autoencoder(cfg, AETrainOptions(Path(sys.argv[1]), choice, max_time=1e-9 if dist.rank() == 0 else None))
+    print(json.dumps({"step": result["step"], "stopped": result["stopped"], "checkpoint": result["checkpoint"]}))
+""")
+
+
+def test_a_stop_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
+    """--max-time (or a signal) seen by one rank: every rank stops after the same step and the
+    final checkpoint is written, instead of one rank saving while the other all-reduces (a hang)."""
+    port = _free_port()
+    procs = []
+    for rank in range(2):
+        env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"}
+        procs.append(subprocess.Popen([sys.executable, "-c", STOP_WORKER, str(tmp_path)], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    results = []
+    try:
+        for p in procs:
+            out, err = p.communicate(timeout=90)
+            assert p.returncode == 0, err.decode()[-2000:]
+            results.append(json.loads(out.decode().strip().splitlines()[-1]))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert results[0]["step"] == results[1]["step"] < 200
+    assert results[0]["stopped"] == results[1]["stopped"] == "max-time"
+    saved = load_checkpoint(tmp_path)
+    assert saved["step"] == results[0]["step"]

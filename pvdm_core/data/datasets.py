@@ -1,6 +1,7 @@
 """Datasets of clips: any folder of videos, SkyTimelapse, UCF-101 and the synthetic set.
 
-Every dataset yields float clips (3, T, R, R) in [-1, 1]. Splits are honest: the test split
+Every dataset yields float clips (3, T, R, R) in [-1, 1] (video sets built with uint8=True: uint8
+clips, for training's data workers; video_io.unit_range converts them). Splits are honest: the test split
 never shares a video with train (official lists where they exist, else a stable hash of the
 relative path, so adding files never moves old ones between splits).
 """
@@ -17,24 +18,32 @@ from torch.utils.data import Dataset
 from pvdm_core.config import DataConfig
 from pvdm_core.data.synthetic import SyntheticVideoDataset
 from pvdm_core.errors import BadInputError
-from pvdm_core.video_io import count_frames, find_videos, load_clip
+from pvdm_core.video_io import count_frames, find_videos, load_clip, unit_range
 
 SYNTHETIC_TEST_OFFSET = 1_000_000  # test seeds start here: never overlap the train seeds
 
 
+ClipKey = int | tuple[int, int]  # a video index, or (index, epoch): which visit of the video
+
+
 class VideoClipDataset(Dataset):
-    """One clip per video per epoch: a random window in train, the first window in test.
+    """One clip per video per visit: a random window in train, the first window in test.
+
+    The window of a train clip is a function of (seed, epoch, index), so every epoch shows each
+    video at another start, the same in every run with that seed and in a resumed one: training
+    asks for (index, epoch) keys (training.StepBatchSampler(epochs=True)); a plain index reads
+    the epoch from set_epoch (0 unless set).
 
     Unreadable or too-short videos are skipped (the next video is used), counted in
     `self.skipped` and reported on stderr; with strict=True they raise BadInputError.
     """
 
     def __init__(self, videos: list[Path], frames: int, frame_stride: int, resolution: int,
-                 random_clip: bool, seed: int = 0, strict: bool = False):
+                 random_clip: bool, seed: int = 0, strict: bool = False, uint8: bool = False):
         if not videos:
             raise BadInputError("dataset is empty: no videos or frame folders found")
         self.videos, self.frames, self.frame_stride, self.resolution = videos, frames, frame_stride, resolution
-        self.random_clip, self.seed, self.strict = random_clip, seed, strict
+        self.random_clip, self.seed, self.strict, self.uint8 = random_clip, seed, strict, uint8
         self.skipped: dict[str, str] = {}
         self._lengths: dict[int, int] = {}
         self.epoch = 0
@@ -48,7 +57,7 @@ class VideoClipDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch  # random clip choice differs per epoch, reproducibly
 
-    def _clip(self, i: int) -> torch.Tensor:
+    def _clip(self, i: int, epoch: int) -> torch.Tensor:
         path = self.videos[i]
         if i not in self._lengths:
             self._lengths[i] = count_frames(path)
@@ -57,15 +66,17 @@ class VideoClipDataset(Dataset):
             raise BadInputError(f"{path}: too short: needs {span} frames, has {self._lengths[i]}")
         start = 0
         if self.random_clip:
-            g = torch.Generator().manual_seed(hash((self.seed, self.epoch, i)) & 0x7FFFFFFF)
+            g = torch.Generator().manual_seed(hash((self.seed, epoch, i)) & 0x7FFFFFFF)  # ints: same in every process
             start = int(torch.randint(0, self._lengths[i] - span + 1, (1,), generator=g))
-        return load_clip(path, start, self.frames, self.frame_stride, self.resolution)
+        clip = load_clip(path, start, self.frames, self.frame_stride, self.resolution)  # (3, T, R, R) uint8
+        return clip if self.uint8 else unit_range(clip)
 
-    def __getitem__(self, i: int) -> torch.Tensor:
+    def __getitem__(self, key: ClipKey) -> torch.Tensor:
+        i, epoch = key if isinstance(key, tuple) else (key, self.epoch)
         for k in range(len(self.videos)):
             j = (i + k) % len(self.videos)
             try:
-                return self._clip(j)
+                return self._clip(j, epoch)
             except BadInputError as e:
                 if self.strict:
                     raise
@@ -117,8 +128,9 @@ def video_paths(cfg: DataConfig, split: str) -> list[Path]:
 
 
 def build_dataset(cfg: DataConfig, split: str = "train", frames: int | None = None,
-                  seed: int = 0, strict: bool = False) -> Dataset:
-    """Clips of `frames` frames (default cfg.frames; 2T for conditional diffusion training)."""
+                  seed: int = 0, strict: bool = False, uint8: bool = False) -> Dataset:
+    """Clips of `frames` frames (default cfg.frames; 2T for conditional diffusion training);
+    uint8: video clips stay uint8 (the synthetic set is rendered in float and stays float)."""
     if split not in ("train", "test"):
         raise ValueError(split)
     frames = frames or cfg.frames
@@ -127,4 +139,4 @@ def build_dataset(cfg: DataConfig, split: str = "train", frames: int | None = No
         first = cfg.synthetic_seed + (0 if split == "train" else SYNTHETIC_TEST_OFFSET)
         return SyntheticVideoDataset(count, first, frames, cfg.resolution, single_shape=cfg.class_labels)
     return VideoClipDataset(video_paths(cfg, split), frames, cfg.frame_stride, cfg.resolution,
-                            random_clip=split == "train", seed=seed, strict=strict)
+                            random_clip=split == "train", seed=seed, strict=strict, uint8=uint8)

@@ -150,7 +150,8 @@ class SyntheticVideoDataset(Dataset):
     def __len__(self) -> int:
         return self.count
 
-    def __getitem__(self, i: int) -> torch.Tensor:
+    def __getitem__(self, key: int | tuple[int, int]) -> torch.Tensor:
+        i = key[0] if isinstance(key, tuple) else key  # (index, epoch): a synthetic video is one clip
         return synthetic_video(self.first_seed + i, self.frames, self.resolution, self.single_shape)
 
     def name(self, i: int) -> str:

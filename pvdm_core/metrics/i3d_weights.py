@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from pvdm_core.atomic import atomic_path, write_text_atomic
+from pvdm_core.checkpoint import load_tensors
 from pvdm_core.errors import BadInputError, MissingWeightsError
 from pvdm_core.models.i3d import MIXED, InceptionI3d, check_i3d_input
 from pvdm_core.weights import WeightsSpec, pvdm_home, resolve_weights, sha256_file
@@ -278,10 +279,7 @@ def resolve_i3d_weights(weights: str | Path | None = None) -> Path:
 
 
 def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable file is the user's input problem
-        raise BadInputError(f"{path}: not a PyTorch state dict ({type(e).__name__}: {e})") from e
+    sd = load_tensors(path, "PyTorch state dict")
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):

@@ -176,6 +176,14 @@ class VideoBlock(nn.Module):
         return rearrange(x, "(b t) n d -> b t n d", b=b, t=t)
 
 
+def run_layer(layer: nn.Module, recompute: bool, *args, **kwargs) -> Tensor:
+    """layer(*args, **kwargs); with `recompute` (gradient checkpointing), while training with
+    gradients on, its activations are recomputed in backward instead of kept: less memory."""
+    if recompute and layer.training and torch.is_grad_enabled():
+        return checkpoint(layer, *args, use_reentrant=False, **kwargs)
+    return layer(*args, **kwargs)
+
+
 class VideoTransformer(nn.Module):
     """TimeSformer-style stack over (B, T, h, w, d) tokens. Like the release's, it ends without a
     final LayerNorm (pre-LN stacks usually have one)."""
@@ -192,10 +200,7 @@ class VideoTransformer(nn.Module):
         rope_s = rope_space(h, w, self.head_dim, x.device)  # (h*w, head_dim) each
         x = rearrange(x, "b t h w d -> b t (h w) d")
         for block in self.blocks:
-            if self.grad_checkpoint and self.training and torch.is_grad_enabled():
-                x = checkpoint(block, x, rope_t, rope_s, use_reentrant=False)
-            else:
-                x = block(x, rope_t, rope_s)
+            x = run_layer(block, self.grad_checkpoint, x, rope_t, rope_s)
         return rearrange(x, "b t (h w) d -> b t h w d", h=h)
 
 
@@ -233,11 +238,14 @@ class AxisProjection(nn.Module):
             for _ in range(cfg.proj_depth)
         )
         self.to_latent = nn.Linear(d, cfg.latent_channels)  # the 1x1 conv d -> C, per token
+        # recompute each layer in backward: at 256 px the three projections' activations are
+        # most of what the checkpointed video transformers leave in memory
+        self.grad_checkpoint = False
 
     def forward(self, x: Tensor) -> Tensor:  # (N, L, d)
         x = torch.cat([x, self.token.expand(x.shape[0], -1, -1)], dim=1) + self.pos  # (N, L+1, d)
         for i, layer in enumerate(self.layers):
-            x = layer(x, first_only=i == len(self.layers) - 1)
+            x = run_layer(layer, self.grad_checkpoint, x, first_only=i == len(self.layers) - 1)
         return torch.tanh(self.to_latent(x[:, 0]))  # (N, C)
 
 
@@ -278,7 +286,9 @@ class ProjectedAutoencoder(nn.Module):
         self.set_grad_checkpoint(grad_checkpoint)
 
     def set_grad_checkpoint(self, on: bool) -> None:
-        self.encoder.grad_checkpoint = self.decoder.grad_checkpoint = on
+        """Gradient checkpointing of the video transformers and the axis projections."""
+        for part in (self.encoder, self.decoder, self.proj_s, self.proj_h, self.proj_w):
+            part.grad_checkpoint = on
 
     def latent_shapes(self) -> dict[str, tuple[int, int, int]]:
         c, t = self.cfg.latent_channels, self.frames
