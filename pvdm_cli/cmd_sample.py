@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -10,8 +9,7 @@ import typer
 
 from pvdm_cli.app import app
 from pvdm_cli.options import (ClassOpt, CompileOpt, CondGuidanceOpt, DeviceOpt, EmaOpt, EtaOpt, FormatOpt, FpsOpt, GuidanceOpt,
-                              JsonOpt, ModelOpt, SampleSetOpt, SampleStepsOpt, SamplerOpt, emit, guarded,
-                              sample_config)
+                              JsonOpt, ModelOpt, SampleSetOpt, SampleStepsOpt, SamplerOpt, emit, guarded)
 
 
 @app.command()
@@ -32,7 +30,7 @@ def sample(output: Annotated[Path, typer.Option("-o", "--output", help="out.mp4,
     from pvdm_core.artifacts import load_diffusion
     from pvdm_core.device import choose_device
     from pvdm_core.progress import progress_bar
-    from pvdm_core.sample import class_report, resolve_classes, sample_videos
+    from pvdm_core.sample import class_report, clips_to_sample, resolve_classes, sample_config, sample_videos
 
     choice = choose_device(device)
     loaded = load_diffusion(model, choice.device, ema, ae)
@@ -40,7 +38,7 @@ def sample(output: Annotated[Path, typer.Option("-o", "--output", help="out.mp4,
     opts = sample_config(loaded.cfg, sampler, steps, eta, set_, guidance, cond_guidance, compile_)
     classes = resolve_classes(loaded, class_, opts)
     indices = list(range(num))[dist.rank() :: dist.world_size()]
-    clips = len(indices) and math.ceil(len(indices) / batch_size) * math.ceil(frames / loaded.cfg.data.frames)
+    clips = clips_to_sample(len(indices), frames, loaded.cfg.data.frames, batch_size)
     with progress_bar() as bar:
         task = bar.add_task("sample", total=clips, info=f"{opts.sampler} {opts.steps if opts.sampler != 'ddpm' else 1000} steps")
         paths = sample_videos(loaded, output, num, frames, seed, opts, choice, batch_size, fmt, fps, indices,
