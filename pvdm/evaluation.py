@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Union
 
@@ -19,6 +19,7 @@ import numpy as np
 from pvdm_core.device import choose_device
 from pvdm_core.errors import BadInputError
 from pvdm_core.fvd import FVDOptions, evaluate_fvd
+from pvdm_core.progress import progress_bar
 
 Side = Union[str, Path, np.ndarray, Sequence[np.ndarray]]  # a path eval-fvd takes, or uint8 videos
 OPTION_NAMES = tuple(f.name for f in dataclasses.fields(FVDOptions))
@@ -57,7 +58,7 @@ def fvd_options(protocol: str | None = None, **options: Any) -> FVDOptions:
     return FVDOptions(**{**options, **paths})
 
 
-def fvd(real: Side, fake: Side, protocol: str | None = None, *, device: str | None = None,
+def fvd(real: Side, fake: Side, protocol: str | None = None, *, device: str | None = None, progress: bool = False,
         **options: Any) -> dict[str, Any]:
     """FVD between `real` and `fake` -> the dict `pvdm eval-fvd REAL FAKE --json` prints.
 
@@ -65,12 +66,19 @@ def fvd(real: Side, fake: Side, protocol: str | None = None, *, device: str | No
     resize, detector and its weights digest, ddof, ...), the videos used and skipped, and "kvd"
     with kvd=True. `options` are eval-fvd's (see `fvd_options`), e.g. frames=16, num_videos=2048,
     save_stats_real="ucf.stats.npz" (then pass that file as `real` next time). `device` as for
-    `pvdm.load`. Needs the I3D weights as eval-fvd does (`pvdm info` says where they come from).
+    `pvdm.load`; `progress`: a bar per side on stderr. Needs the I3D weights as eval-fvd does
+    (`pvdm info` says where they come from).
     """
     opts = fvd_options(protocol, **options)
     choice = choose_device(device, "off")  # precision is evaluate_fvd's (opts.amp)
-    with tempfile.TemporaryDirectory(prefix="pvdm-fvd-") as tmp:
-        return evaluate_fvd(_side_path(real, Path(tmp), "real"), _side_path(fake, Path(tmp), "fake"), opts, choice)
+    with tempfile.TemporaryDirectory(prefix="pvdm-fvd-") as tmp, progress_bar(disable=not progress) as bar:
+
+        def start(description: str, total: int) -> Callable[[int], None]:
+            task = bar.add_task(f"I3D {description}", total=total, info="")
+            return lambda n: bar.advance(task, n)
+
+        return evaluate_fvd(_side_path(real, Path(tmp), "real"), _side_path(fake, Path(tmp), "fake"), opts, choice,
+                            progress=start if progress else None)
 
 
 __all__ = ["Side", "fvd", "fvd_options"]

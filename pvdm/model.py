@@ -39,13 +39,10 @@ def _class_names(classes: Classes) -> list[str] | None:
 
 @contextmanager
 def _progress(show: bool, description: str, total: int) -> Iterator[Callable[[], None] | None]:
-    """The CLI's progress bar on stderr, advanced once a clip, or no callback at all."""
-    if not show:
-        yield None
-        return
-    with progress_bar() as bar:
+    """The CLI's progress bar on stderr, advanced once a clip (no callback when not shown)."""
+    with progress_bar(disable=not show) as bar:
         task = bar.add_task(description, total=total, info="")
-        yield lambda: bar.advance(task)
+        yield (lambda: bar.advance(task)) if show else None
 
 
 class _Trained:

