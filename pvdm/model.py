@@ -150,7 +150,8 @@ class Model(_Trained):
         """`num` videos of `frames` frames (default one clip, `self.frames`) -> uint8 (num, frames, R, R, 3).
 
         As `pvdm sample`: video i uses seed + i and its own generator, so it does not depend on
-        `num` or `batch_size`; a class-conditional model samples video i of class
+        `num` or `batch_size` (but for float rounding: pixels may differ by one level between
+        batch sizes); a class-conditional model samples video i of class
         classes[i % len(classes)] (names or indices; None: the null label); `guidance` steers
         towards the class, `cond_guidance` towards the previous clip; `overrides` sets other
         `sample.*` keys (e.g. {"sample.noise": "release"}). With `return_latents`, also the

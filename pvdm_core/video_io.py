@@ -215,6 +215,8 @@ class FrameBuffer:
         self.frames.append(_rgb(frame))
 
     def close(self) -> np.ndarray:
+        if not self.frames:
+            raise BadInputError("no frames to write")
         return np.stack(self.frames)
 
     def abort(self) -> None:

@@ -160,6 +160,7 @@ def test_errors_are_the_typed_exceptions_the_cli_exits_2_on(cli, runs, model, tm
            (lambda: model.extend(np.zeros((4, 32, 32, 3), np.uint8), 8), "too short to extend"),
            (lambda: model.extend(np.zeros((20, 32, 32), np.uint8), 8), r"uint8 frames \(T, H, W, 3\)"),
            (lambda: model.extend(np.zeros((20, 32, 32, 3), np.uint8), 8, classes=["disc", "square"]), "at most 1"),
+           (lambda: model.extend(np.zeros((20, 32, 32, 3), np.uint8), 0, only_new=True), "no frames to write"),
            (lambda: model.autoencoder.encode(np.zeros((1, 8, 32, 32, 3), np.uint8)), r"\(N, 16, 32, 32, 3\)"),
            (lambda: pvdm.load_config("tiny", ["ae.dimm=3"]), "closest valid key: dim"),
            (lambda: pvdm.load_config("nope"), "unknown preset"),
