@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +10,7 @@ import typer
 from pvdm_cli.app import app
 from pvdm_cli.options import (AmpOpt, ClassOpt, CompileOpt, CondGuidanceOpt, DeviceOpt, EmaOpt, EtaOpt, FormatOpt,
                               FpsOpt, GuidanceOpt, JsonOpt, ModelOpt, SampleSetOpt, SampleStepsOpt, SamplerOpt, emit, guarded,
-                              model_precision, sample_config)
+                              model_precision)
 
 
 @app.command()
@@ -29,7 +28,7 @@ def extend(input_video: Annotated[Path, typer.Argument(help="Video file or frame
     from pvdm_core.artifacts import load_diffusion
     from pvdm_core.device import choose_device
     from pvdm_core.progress import progress_bar
-    from pvdm_core.sample import class_report, extend_video, resolve_classes
+    from pvdm_core.sample import class_report, clips_to_sample, extend_video, resolve_classes, sample_config
 
     choice = choose_device(device)
     loaded = load_diffusion(model, choice.device, ema)
@@ -37,7 +36,7 @@ def extend(input_video: Annotated[Path, typer.Argument(help="Video file or frame
     choice, opts = model_precision(choice, cfg, amp), cfg.sample
     classes = resolve_classes(loaded, class_, opts, most=1)
     with progress_bar() as bar:
-        task = bar.add_task("extend", total=math.ceil(frames / loaded.cfg.data.frames), info="")
+        task = bar.add_task("extend", total=clips_to_sample(1, frames, loaded.cfg.data.frames, 1), info="")
         path = extend_video(loaded, input_video, output, frames, seed, opts, choice, only_new, fmt, fps,
                             on_clip=lambda: bar.advance(task), label=classes[0] if classes else None)
     emit({"video": str(path), "new_frames": frames, "precision": choice.precision, "model": loaded.path,

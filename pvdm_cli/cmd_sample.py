@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -11,7 +10,7 @@ import typer
 from pvdm_cli.app import app
 from pvdm_cli.options import (AmpOpt, ClassOpt, CompileOpt, CondGuidanceOpt, DeviceOpt, EmaOpt, EtaOpt, FormatOpt,
                               FpsOpt, GuidanceOpt, JsonOpt, ModelOpt, SampleSetOpt, SampleStepsOpt, SamplerOpt, emit, guarded,
-                              model_precision, sample_config)
+                              model_precision)
 
 
 @app.command()
@@ -32,7 +31,7 @@ def sample(output: Annotated[Path, typer.Option("-o", "--output", help="out.mp4,
     from pvdm_core.artifacts import load_diffusion
     from pvdm_core.device import choose_device
     from pvdm_core.progress import progress_bar
-    from pvdm_core.sample import class_report, resolve_classes, sample_videos
+    from pvdm_core.sample import class_report, clips_to_sample, resolve_classes, sample_config, sample_videos
 
     choice = choose_device(device)
     loaded = load_diffusion(model, choice.device, ema, ae)
@@ -41,7 +40,7 @@ def sample(output: Annotated[Path, typer.Option("-o", "--output", help="out.mp4,
     choice, opts = model_precision(choice, cfg, amp), cfg.sample
     classes = resolve_classes(loaded, class_, opts)
     indices = list(range(num))[dist.rank() :: dist.world_size()]
-    clips = len(indices) and math.ceil(len(indices) / batch_size) * math.ceil(frames / loaded.cfg.data.frames)
+    clips = clips_to_sample(len(indices), frames, loaded.cfg.data.frames, batch_size)
     with progress_bar() as bar:
         task = bar.add_task("sample", total=clips, info=f"{opts.sampler} {opts.steps if opts.sampler != 'ddpm' else 1000} steps")
         paths = sample_videos(loaded, output, num, frames, seed, opts, choice, batch_size, fmt, fps, indices,

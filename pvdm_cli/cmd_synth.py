@@ -25,15 +25,13 @@ def synth(out_dir: Annotated[Path, typer.Argument(help="Folder to write videos i
           seed: SeedOpt = None, as_json: JsonOpt = False) -> None:
     """Write synthetic moving-shape videos (the embedded dataset) to disk, e.g. as a real/ folder.
     With --set data.class_labels=true each holds one shape, its class (the class-labelled set)."""
-    from pvdm_core.data.datasets import SYNTHETIC_TEST_OFFSET
+    from pvdm_core.data.datasets import synthetic_first_seed
     from pvdm_core.data.synthetic import write_synthetic_videos
 
     cfg = load_config(preset, config, set_ or [])
-    if split not in ("train", "test"):
-        raise BadInputError(f"--split must be train or test, not {split!r}")
+    first = synthetic_first_seed(cfg.data.synthetic_seed if seed is None else seed, split)
     if num < 1:
         raise BadInputError("--num must be at least 1")
-    first = (cfg.data.synthetic_seed if seed is None else seed) + (SYNTHETIC_TEST_OFFSET if split == "test" else 0)
     with progress_bar() as bar:
         task = bar.add_task("synth", total=num, info="")
         paths = write_synthetic_videos(out_dir, num, frames or cfg.data.frames, cfg.data.resolution, first,

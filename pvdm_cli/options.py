@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from pvdm_core.config import override_config, resolve_config
+from pvdm_core.config import resolve_config
 from pvdm_core.errors import BadInputError, PvdmError
 from pvdm_core.runs import dumps
 
@@ -135,18 +135,3 @@ ClassOpt = Annotated[Optional[list[str]], typer.Option("--class", metavar="NAME"
 GuidanceOpt = Annotated[Optional[float], typer.Option("--guidance", help="Classifier-free guidance weight w on --class: (1 + w) eps(class) - w eps(null); 0 = off.")]
 CompileOpt = Annotated[bool, typer.Option("--compile", help="torch.compile the UNet first: minutes of compiling, then faster steps (long jobs).")]
 CondGuidanceOpt = Annotated[Optional[float], typer.Option("--cond-guidance", help="Guidance weight w on the previous clip (clip 2 on): (1 + w) eps(prev) - w eps(0), the release's w; 0 = off.")]
-
-
-def sample_config(cfg: Config, sampler: Optional[str], steps: Optional[int], eta: Optional[float],
-                  sets: Optional[list[str]], guidance: Optional[float] = None,
-                  cond_guidance: Optional[float] = None, compile_: bool = False) -> Config:
-    """The model's config with --set sample.* (and run.amp), then --sampler/--steps/--eta and the
-    guidance weights applied, checked like any config (a typo in --sampler names the choices)."""
-    sets = list(sets or [])
-    sets += [f"sample.sampler={sampler}"] if sampler else []
-    sets += [f"sample.steps={steps}"] if steps else []  # --steps 0 keeps the model's
-    sets += [f"sample.eta={eta}"] if eta is not None else []
-    sets += [f"sample.guidance={guidance}"] if guidance is not None else []
-    sets += [f"sample.cond_guidance={cond_guidance}"] if cond_guidance is not None else []
-    sets += ["sample.compile=true"] if compile_ else []
-    return override_config(cfg, sets, ("sample", "run.amp"))

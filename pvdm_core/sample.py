@@ -4,10 +4,11 @@ Clip 1 is sampled unconditionally (or, for `extend`, conditioned on the input's 
 clip k > 1 is conditioned on the clean latents of clip k-1, obtained as the reference does:
 decode it, re-encode its frames. Video i uses seed S + i and its own generator, so a video
 does not depend on the batch size or the number of processes. Frames are handed to the
-writers clip by clip as uint8: a long video never sits in memory as floats. A
-class-conditional model samples video i of class classes[i % len(classes)] (the null label
-without --class); `guided` adds classifier-free guidance on the class (`sample.guidance`) and on
-the previous clip (`sample.cond_guidance`, the release's `w`) to every sampler's network call.
+writers clip by clip as uint8 (files, or FrameBuffers for the Python API): a long video never
+sits in memory as floats. A class-conditional model samples video i of class
+classes[i % len(classes)] (the null label without --class); `guided` adds classifier-free
+guidance on the class (`sample.guidance`) and on the previous clip (`sample.cond_guidance`, the
+release's `w`) to every sampler's network call.
 """
 
 from __future__ import annotations
@@ -16,19 +17,37 @@ import dataclasses
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 
 from pvdm_core.artifacts import LoadedDiffusion
 from pvdm_core.device import DeviceChoice, autocast
-from pvdm_core.config import SampleConfig
+from pvdm_core.config import Config, SampleConfig, override_config
 from pvdm_core.diffusion import eps_from_v
 from pvdm_core.errors import BadInputError
-from pvdm_core.models.autoencoder import Latents
+from pvdm_core.models.autoencoder import Latents, ProjectedAutoencoder
 from pvdm_core.planes import FlatNoise, scale_planes
 from pvdm_core.samplers import sample as run_sampler
 from pvdm_core.training import compiled
-from pvdm_core.video_io import VideoWriter, center_crop_resize, read_video, to_float, to_uint8
+from pvdm_core.video_io import FrameSink, VideoWriter, center_crop_resize, read_video, to_float, to_uint8
+
+
+def sample_config(cfg: Config, sampler: str | None = None, steps: int | None = None, eta: float | None = None,
+                  sets: list[str] | None = None, guidance: float | None = None,
+                  cond_guidance: float | None = None, compile_: bool = False) -> Config:
+    """The model's config with --set sample.* (and run.amp), then --sampler/--steps/--eta and the
+    guidance weights applied, checked like any config (a typo in --sampler names the choices)."""
+    sets = list(sets or [])
+    sets += [f"sample.sampler={sampler}"] if sampler else []
+    sets += [f"sample.steps={steps}"] if steps else []  # --steps 0 keeps the model's
+    sets += [f"sample.eta={eta}"] if eta is not None else []
+    sets += [f"sample.guidance={guidance}"] if guidance is not None else []
+    sets += [f"sample.cond_guidance={cond_guidance}"] if cond_guidance is not None else []
+    sets += ["sample.compile=true"] if compile_ else []
+    return override_config(cfg, sets, ("sample", "run.amp"))
+
 
 def _noise(shapes: dict[str, tuple[int, ...]], generators: list[torch.Generator], device: torch.device) -> Latents:
     """x_T for a batch: row b is drawn from generators[b] alone."""
@@ -152,27 +171,37 @@ def sample_clip(model: LoadedDiffusion, cond: Latents | None, noise: list[torch.
 
 
 @torch.no_grad()
-def decode(model: LoadedDiffusion, z: Latents, device: DeviceChoice) -> torch.Tensor:
+def ae_decode(ae: ProjectedAutoencoder, z: Latents, device: DeviceChoice) -> torch.Tensor:
     with autocast(device):
-        return model.ae.model.decode(z).float()  # (B, 3, T, H, W)
+        return ae.decode(z.to(device.device)).float()  # (B, 3, T, H, W)
 
 
 @torch.no_grad()
-def encode(model: LoadedDiffusion, video: torch.Tensor, device: DeviceChoice) -> Latents:
+def ae_encode(ae: ProjectedAutoencoder, video: torch.Tensor, device: DeviceChoice) -> Latents:
     with autocast(device):
-        return model.ae.model.encode(video.to(device.device)).float()
+        return ae.encode(video.to(device.device)).float()  # video (B, 3, T, H, W) in [-1, 1]
 
 
-def generate(model: LoadedDiffusion, writers: list[VideoWriter], seeds: list[int], frames: int, opts: SampleConfig,
+def decode(model: LoadedDiffusion, z: Latents, device: DeviceChoice) -> torch.Tensor:
+    return ae_decode(model.ae.model, z, device)
+
+
+def encode(model: LoadedDiffusion, video: torch.Tensor, device: DeviceChoice) -> Latents:
+    return ae_encode(model.ae.model, video, device)
+
+
+def generate(model: LoadedDiffusion, writers: list[FrameSink], seeds: list[int], frames: int, opts: SampleConfig,
              device: DeviceChoice, cond: Latents | None = None, on_clip: Callable[[], None] | None = None,
-             labels: list[int] | None = None) -> None:
+             labels: list[int] | None = None, on_latents: Callable[[Latents], None] | None = None) -> None:
     """Sample len(seeds) videos of `frames` frames together (video i of class labels[i]),
-    streaming each clip to its writer."""
+    streaming each clip to its writer and its latents (AE units, untrimmed) to `on_latents`."""
     t = model.cfg.data.frames
     noise = noise_source(seeds, opts.noise, device.device)
     label = torch.tensor(labels, dtype=torch.long) if labels is not None else None
     for k in range(math.ceil(frames / t)):
         z = sample_clip(model, cond, noise, opts, device, batch=len(seeds), label=label)
+        if on_latents:
+            on_latents(z)
         video = decode(model, z, device)
         keep = min(t, frames - k * t)  # the last clip is trimmed to the frames asked for
         for writer, clip in zip(writers, video):
@@ -201,24 +230,33 @@ def for_sampling(model: LoadedDiffusion, opts: SampleConfig) -> LoadedDiffusion:
     return dataclasses.replace(model, unet=compiled(model.unet, "inductor")) if opts.compile else model
 
 
-def sample_videos(model: LoadedDiffusion, output: Path, num: int, frames: int, seed: int, opts: SampleConfig,
-                  device: DeviceChoice, batch_size: int = 8, fmt: str | None = None, fps: float = 8.0,
-                  indices: list[int] | None = None, on_clip: Callable[[], None] | None = None,
-                  classes: list[int] | None = None) -> list[Path]:
-    """Write videos `indices` (default all of range(num)); video i uses seed + i and, for a
-    class-conditional model, class classes[i % len(classes)] (None: the null label)."""
+def clips_to_sample(videos: int, frames: int, clip_frames: int, batch_size: int) -> int:
+    """How many clips of `batch_size` videos a job samples (a progress bar's total); refuses a batch size below 1."""
+    if batch_size < 1:
+        raise BadInputError(f"--batch-size must be at least 1, not {batch_size}")
+    return math.ceil(videos / batch_size) * math.ceil(frames / clip_frames)
+
+
+def sample_into(model: LoadedDiffusion, open_writers: Callable[[list[int]], list[FrameSink]], num: int, frames: int,
+                seed: int, opts: SampleConfig, device: DeviceChoice, batch_size: int = 8, indices: list[int] | None = None,
+                on_clip: Callable[[], None] | None = None, classes: list[int] | None = None,
+                on_latents: Callable[[Latents], None] | None = None) -> list:
+    """Sample videos `indices` (default all of range(num)) batch by batch into the writers
+    `open_writers(chunk)` gives for each batch; video i uses seed + i and, for a class-conditional
+    model, class classes[i % len(classes)] (None: the null label). Returns what each writer's
+    close() returns (a path, or the frames of an in-memory FrameBuffer), in index order."""
     if frames < 1 or num < 1:
         raise BadInputError("--frames and --num must be at least 1")
-    paths = output_paths(output, num, fmt)
     indices = list(range(num)) if indices is None else indices
     model = for_sampling(model, opts)
     written = []
     for b in range(0, len(indices), batch_size):
         chunk = indices[b : b + batch_size]
-        writers = [VideoWriter(paths[i], fps, fmt) for i in chunk]
+        writers = open_writers(chunk)
         try:
             labels = [video_class(classes, i) for i in chunk] if classes else None
-            generate(model, writers, [seed + i for i in chunk], frames, opts, device, on_clip=on_clip, labels=labels)
+            generate(model, writers, [seed + i for i in chunk], frames, opts, device, on_clip=on_clip, labels=labels,
+                     on_latents=on_latents)
         except BaseException:
             for w in writers:
                 w.abort()
@@ -227,22 +265,56 @@ def sample_videos(model: LoadedDiffusion, output: Path, num: int, frames: int, s
     return written
 
 
-def extend_video(model: LoadedDiffusion, input_path: Path, output: Path, frames: int, seed: int,
-                 opts: SampleConfig, device: DeviceChoice, only_new: bool = False, fmt: str | None = None,
-                 fps: float = 8.0, on_clip: Callable[[], None] | None = None, label: int | None = None) -> Path:
-    """Continue a real video: condition on its last T frames (and class `label`), write input + F new frames."""
+def sample_videos(model: LoadedDiffusion, output: Path, num: int, frames: int, seed: int, opts: SampleConfig,
+                  device: DeviceChoice, batch_size: int = 8, fmt: str | None = None, fps: float = 8.0,
+                  indices: list[int] | None = None, on_clip: Callable[[], None] | None = None,
+                  classes: list[int] | None = None) -> list[Path]:
+    """`sample_into` files: video i goes to output_paths(output, num, fmt)[i]."""
+    paths = output_paths(output, num, fmt)
+    return sample_into(model, lambda chunk: [VideoWriter(paths[i], fps, fmt) for i in chunk], num, frames, seed,
+                       opts, device, batch_size, indices, on_clip, classes)
+
+
+def extension_input(model: LoadedDiffusion, video: str | Path | np.ndarray) -> np.ndarray:
+    """The video to continue at the model's frame rate (every data.frame_stride-th frame), from a
+    file or frame folder, or from uint8 frames (T, H, W, 3) in memory."""
+    stride = model.cfg.data.frame_stride
+    if isinstance(video, (str, Path)):
+        return read_video(video, step=stride)
+    video = np.asarray(video)
+    if video.ndim != 4 or video.shape[-1] != 3 or video.dtype != np.uint8:
+        raise BadInputError(f"a video to extend must be uint8 frames (T, H, W, 3), got {video.dtype} {video.shape}")
+    return video[::stride]
+
+
+def extend_frames(model: LoadedDiffusion, video: np.ndarray, open_writer: Callable[[], FrameSink], frames: int,
+                  seed: int, opts: SampleConfig, device: DeviceChoice, only_new: bool = False,
+                  on_clip: Callable[[], None] | None = None, label: int | None = None, name: str = "the video") -> Any:
+    """Continue `video` (T, H, W, 3) uint8 at the model's frame rate: condition on its last T
+    frames (and class `label`); write the input, cropped and resized to the model's resolution,
+    then F new frames (or only those) to `open_writer()`; returns what its close() returns."""
     d = model.cfg.data
-    video = read_video(input_path, step=d.frame_stride)
     if len(video) < d.frames:
-        raise BadInputError(f"{input_path}: too short to extend: needs at least {d.frames} frames, has {len(video)}")
+        raise BadInputError(f"{name}: too short to extend: needs at least {d.frames} frames, has {len(video)}")
     video = center_crop_resize(video, d.resolution)
     cond = encode(model, to_float(video[-d.frames :])[None], device)
     model = for_sampling(model, opts)
-    with VideoWriter(output, fps, fmt) as writer:
+    writer = open_writer()
+    try:
         if not only_new:
             for frame in video:
                 writer.append(frame)
         generate(model, [writer], [seed], frames, opts, device, cond=cond, on_clip=on_clip,
                  labels=[label] if label is not None else None)
-    return writer.path
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close()
 
+
+def extend_video(model: LoadedDiffusion, input_path: Path, output: Path, frames: int, seed: int,
+                 opts: SampleConfig, device: DeviceChoice, only_new: bool = False, fmt: str | None = None,
+                 fps: float = 8.0, on_clip: Callable[[], None] | None = None, label: int | None = None) -> Path:
+    """`extend_frames` from a video file or frame folder to a video file."""
+    return extend_frames(model, extension_input(model, input_path), lambda: VideoWriter(output, fps, fmt), frames,
+                         seed, opts, device, only_new, on_clip, label, name=str(input_path))

@@ -12,6 +12,7 @@ import re
 import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any, Protocol
 
 import imageio.v3 as iio
 import imageio_ffmpeg
@@ -199,6 +200,35 @@ def output_format(path: str | Path, fmt: str | None = None) -> str:
     if suffix == "":
         return "frames"
     raise BadInputError(f"cannot write video with extension {suffix!r} (use .mp4, .gif, .npz or a folder)")
+
+
+class FrameSink(Protocol):
+    """Where generated frames go, one (H, W, 3) uint8 frame at a time: a VideoWriter (a file) or
+    a FrameBuffer (memory, for the Python API)."""
+
+    def append(self, frame: np.ndarray) -> None: ...
+
+    def close(self) -> Any: ...
+
+    def abort(self) -> None: ...
+
+
+class FrameBuffer:
+    """A FrameSink in memory: close() returns the frames as one (T, H, W, 3) uint8 array."""
+
+    def __init__(self) -> None:
+        self.frames: list[np.ndarray] = []
+
+    def append(self, frame: np.ndarray) -> None:
+        self.frames.append(_rgb(frame))
+
+    def close(self) -> np.ndarray:
+        if not self.frames:
+            raise BadInputError("no frames to write")
+        return np.stack(self.frames)
+
+    def abort(self) -> None:
+        self.frames.clear()
 
 
 class VideoWriter:

@@ -1,5 +1,5 @@
-"""The package structure: no import circles in pvdm_core/pvdm_cli, and every entry point gives
-the whole CLI."""
+"""The package structure: no import circles in pvdm_core/pvdm_cli/pvdm, the front ends (the CLI,
+the Python API) over the core and never the other way, and every entry point gives the whole CLI."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("pvdm_core", "pvdm_cli")
+PACKAGES = ("pvdm_core", "pvdm_cli", "pvdm")
 COMMANDS = ("presets", "info", "synth", "train-ae", "encode", "train-diffusion", "sample", "extend", "eval-fvd",
             "convert", "plot", "demo")
 
@@ -68,6 +68,20 @@ def test_no_import_circles():
     graph = {name: imports_of(path, modules) - {name} for name, path in modules.items()}
     assert "pvdm_cli.app" in graph["pvdm_cli.cmd_train_ae"]  # the walk sees imports
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
+
+
+def test_front_ends_sit_on_the_core():
+    """pvdm_core imports neither front end; the CLI and the API (pvdm) share the core, not each
+    other (only `python -m pvdm`, pvdm.__main__, runs the CLI)."""
+    modules = module_files()
+    allowed = {"pvdm_core": ("pvdm_core",), "pvdm_cli": ("pvdm_core", "pvdm_cli"), "pvdm": ("pvdm_core", "pvdm")}
+    wrong = []
+    for name, path in modules.items():
+        if name == "pvdm.__main__":
+            continue
+        package = name.split(".")[0]
+        wrong += [f"{name} -> {dep}" for dep in sorted(imports_of(path, modules)) if dep.split(".")[0] not in allowed[package]]
+    assert "pvdm.model" in modules and not wrong, wrong
 
 
 def test_find_cycle_sees_function_level_circles():

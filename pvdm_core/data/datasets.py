@@ -26,6 +26,13 @@ SYNTHETIC_TEST_OFFSET = 1_000_000  # test seeds start here: never overlap the tr
 ClipKey = int | tuple[int, int]  # a video index, or (index, epoch): which visit of the video
 
 
+def synthetic_first_seed(seed: int, split: str) -> int:
+    """The seed of video 0 of a synthetic split whose train videos start at `seed`."""
+    if split not in ("train", "test"):
+        raise BadInputError(f"--split must be train or test, not {split!r}")
+    return seed + (SYNTHETIC_TEST_OFFSET if split == "test" else 0)
+
+
 class VideoClipDataset(Dataset):
     """One clip per video per visit: a random window in train, the first window in test.
 
@@ -136,7 +143,7 @@ def build_dataset(cfg: DataConfig, split: str = "train", frames: int | None = No
     frames = frames or cfg.frames
     if cfg.dataset == "synthetic":
         count = cfg.synthetic_train if split == "train" else cfg.synthetic_test
-        first = cfg.synthetic_seed + (0 if split == "train" else SYNTHETIC_TEST_OFFSET)
-        return SyntheticVideoDataset(count, first, frames, cfg.resolution, single_shape=cfg.class_labels)
+        return SyntheticVideoDataset(count, synthetic_first_seed(cfg.synthetic_seed, split), frames, cfg.resolution,
+                                     single_shape=cfg.class_labels)
     return VideoClipDataset(video_paths(cfg, split), frames, cfg.frame_stride, cfg.resolution,
                             random_clip=split == "train", seed=seed, strict=strict, uint8=uint8)

@@ -26,6 +26,7 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -134,6 +135,13 @@ def synthetic_video(seed: int, frames: int, resolution: int, single_shape: bool 
     return _render(seed, frames, resolution, single_shape)[0]
 
 
+def synthetic_frames(seed: int, frames: int, resolution: int, single_shape: bool = False) -> np.ndarray:
+    """synthetic_video as uint8 frames (T, R, R, 3), as written to disk."""
+    from pvdm_core.video_io import to_uint8
+
+    return to_uint8(synthetic_video(seed, frames, resolution, single_shape))
+
+
 def synthetic_main_shape(seed: int) -> str:
     """The class of video `seed`: the kind of its first shape (its only one in the single-shape,
     class-labelled set). A 1-frame 4x4 render replays the same draws, at no cost."""
@@ -166,13 +174,13 @@ def write_synthetic_videos(out_dir: Path, num: int, frames: int, resolution: int
     set (`single_shape`) also gets labels.json (file name -> class name), so anyone can score
     samples per class without pvdm."""
     from pvdm_core.atomic import write_text_atomic
-    from pvdm_core.video_io import to_uint8, write_video
+    from pvdm_core.video_io import write_video
 
     out_dir.mkdir(parents=True, exist_ok=True)
     suffix = "" if fmt == "frames" else f".{fmt}"
     paths = []
     for i in range(num):
-        video = to_uint8(synthetic_video(first_seed + i, frames, resolution, single_shape))
+        video = synthetic_frames(first_seed + i, frames, resolution, single_shape)
         paths.append(write_video(out_dir / f"synthetic_{first_seed + i:08d}{suffix}", video, fps=fps, fmt=fmt))
         if on_video:
             on_video()
