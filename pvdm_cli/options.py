@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from pvdm_core.config import resolve_config
+from pvdm_core.config import override_config, resolve_config
 from pvdm_core.errors import BadInputError, PvdmError
 from pvdm_core.runs import dumps
 
