@@ -143,7 +143,7 @@ def generate(dm: Path, labels: torch.Tensor, guidance: float, seed: int = 0, ste
     model = load_diffusion(dm, CPU.device)
     opts = dataclasses.replace(model.cfg.sample, guidance=guidance, steps=steps,
                                eta=model.cfg.sample.eta if eta is None else eta)
-    noise, cond, videos = noise_source(list(range(seed, seed + len(labels))), opts.noise), None, []
+    noise, cond, videos = noise_source(list(range(seed, seed + len(labels))), opts.noise, CPU.device), None, []
     for _ in range(clips):
         z = sample_clip(model, cond, noise, opts, CPU, batch=len(labels), label=labels)
         videos.append(model.ae.model.decode(z).float().clamp(-1, 1))

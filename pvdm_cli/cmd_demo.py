@@ -15,7 +15,7 @@ from pvdm_cli.options import DeviceOpt, JsonOpt, SetOpt, emit, guarded
 @guarded
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Demo folder: run folders, videos, summary.json, contact_sheet.png. Re-running on it resumes.")] = Path("runs/demo"),
-    minutes: Annotated[float, typer.Option("--minutes", help="Time budget of the whole demo, evaluation included (summed over resumed runs).")] = 10.0,
+    minutes: Annotated[float, typer.Option("--minutes", help="Time budget of the whole demo, evaluation included (summed over resumed runs).")] = 30.0,
     preset: Annotated[str, typer.Option("--preset", "-p", help="Preset of the models (see `pvdm presets`); its step counts are the caps.")] = "demo",
     num_eval: Annotated[int, typer.Option("--num-eval", help="Videos per FVD side: held-out real, generated, reconstructed, untrained (64: the quality benchmark's protocol, about 3 more minutes on 2 CPU cores).")] = 32,
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed (video i uses seed + i).")] = 0,

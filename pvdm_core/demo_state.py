@@ -24,7 +24,7 @@ STATE = "demo.json"
 class DemoOptions:
     out: Path
     device: DeviceChoice
-    minutes: float = 10.0
+    minutes: float = 30.0
     preset: str = "demo"
     overrides: list[str] = field(default_factory=list)
     num_eval: int = 32  # videos per FVD side; 64 is the quality benchmark's protocol, but costs 4x64 I3D clips
