@@ -196,8 +196,7 @@ def evaluate_fvd(real: str | Path, fake: str | Path, opts: FVDOptions, device: D
         "resolution": protocol["resolution"], "resize": opts.resize, "detector": opts.detector,
         "weights_sha256": digest, "ddof": opts.ddof, "bn_eps": protocol["bn_eps"], "amp": amp, "stride": opts.stride,
         "clip": opts.clip, "fake_clip": side_options(opts, "FAKE").clip, "seed": opts.seed,
-        "real_split": sources["REAL"].stats.protocol.get("real_split", "all") if sources["REAL"].is_stats
-        else sources["REAL"].split,
+        "real_split": sources["REAL"].split,
         "skipped_real": len(collected["REAL"].skipped) if collected["REAL"] else 0,
         "skipped_fake": len(runs_fake[0].skipped) if runs_fake[0] else 0,
     }

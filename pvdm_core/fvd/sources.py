@@ -158,7 +158,9 @@ def real_videos(path: str | Path, split: str = "all") -> Source:
         split = CONVENTION_SPLIT.get(layout, "all")
     if split == "all" or path.is_file():
         source = open_source(path)
-        if split != "all" and not source.is_stats:
+        if source.is_stats:  # the split its videos came from
+            return dataclasses.replace(source, split=source.stats.protocol.get("real_split", "all"))
+        if split != "all":
             raise BadInputError(f"--real-split {split} needs a dataset root; REAL ({path}) is one file")
         return source
     if layout is None:
