@@ -173,7 +173,7 @@ def train_diffusion(cfg: Config, opts: DiffusionTrainOptions) -> dict[str, Any]:
     main = dist.is_main()
     report = RunReporter(run_dir, "train-diffusion", tc.steps, cfg.run.tensorboard, enabled=main)
     schedule = NoiseSchedule.from_config(cfg.diffusion)
-    fvd = training_fvd(tc, device) if main else None  # before anything slow: a bad statistics file fails now
+    fvd = training_fvd(tc, device, load=main)  # before anything slow: bad settings fail now, on every rank
     torch.manual_seed(cfg.run.seed)
 
     # 1. model, EMA, optimizer

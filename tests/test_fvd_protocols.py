@@ -210,6 +210,10 @@ def test_fvd_during_training_needs_a_matching_statistics_file(cli, ae, tmp_path)
     err = one_line_error(cli("train-diffusion", "--ae", ae, "--out", tmp_path / "dm", *DM, "--set",
                              "diffusion_train.fvd_every=2", "--set", f"diffusion_train.fvd_stats={tmp_path}", code=2))
     assert "not an FVD statistics file" in err
+    err = one_line_error(cli("train-diffusion", "--ae", ae, "--out", tmp_path / "dm", *DM, "--set",
+                             "diffusion_train.fvd_every=2", "--set", f"diffusion_train.fvd_stats={tmp_path}",
+                             "--set", "diffusion_train.fvd_videos=1", code=2))
+    assert "fvd_videos must be at least 2" in err
 
 
 # ---------------------------------------------------------------- the real detector (slow)

@@ -36,11 +36,6 @@ class TrainingFVD:
 
     def __init__(self, stats_path: str | Path, num_videos: int, device: DeviceChoice):
         path = Path(stats_path)
-        if not path.is_file() or not is_stats_file(path):
-            raise BadInputError(f"diffusion_train.fvd_stats={path}: not an FVD statistics file (write one with "
-                                "`pvdm eval-fvd REAL FAKE --save-stats-real FILE`)")
-        if num_videos < 2:
-            raise BadInputError(f"diffusion_train.fvd_videos must be at least 2 (a covariance), not {num_videos}")
         self.real, self.num_videos, self.device = FeatureStats.load(path), num_videos, device
         p = self.real.protocol
         self.frames, self.stride, self.resize, self.ddof = p["frames"], p.get("stride", 1), p["resize"], p.get("ddof", 1)
@@ -62,13 +57,22 @@ class TrainingFVD:
         return fvd_from_stats(self.real, FeatureStats(self.protocol).update(feats), ddof=self.ddof)
 
 
-def training_fvd(tc: DiffusionTrainConfig, device: DeviceChoice) -> TrainingFVD | None:
-    """The in-training FVD the config asks for (None: off); both keys or neither."""
+def training_fvd(tc: DiffusionTrainConfig, device: DeviceChoice, load: bool = True) -> TrainingFVD | None:
+    """The in-training FVD the config asks for (None: off, or not `load`ed on this rank).
+
+    The settings are checked on every rank, so that a bad one stops all ranks alike.
+    """
     if not tc.fvd_every and tc.fvd_stats is None:
         return None
     if not tc.fvd_every or tc.fvd_stats is None:
         raise BadInputError("in-training FVD needs both diffusion_train.fvd_every (steps) and diffusion_train.fvd_stats "
                             f"(a real-statistics file); got fvd_every={tc.fvd_every}, fvd_stats={tc.fvd_stats}")
-    if tc.fvd_every < 0:
-        raise BadInputError(f"diffusion_train.fvd_every must be positive, not {tc.fvd_every}")
-    return TrainingFVD(tc.fvd_stats, tc.fvd_videos, device)
+    checks = [(tc.fvd_every > 0, f"diffusion_train.fvd_every must be positive, not {tc.fvd_every}"),
+              (tc.fvd_videos >= 2, f"diffusion_train.fvd_videos must be at least 2 (a covariance), not {tc.fvd_videos}"),
+              (Path(tc.fvd_stats).is_file() and is_stats_file(Path(tc.fvd_stats)),
+               f"diffusion_train.fvd_stats={tc.fvd_stats}: not an FVD statistics file (write one with "
+               "`pvdm eval-fvd REAL FAKE --save-stats-real FILE`)")]
+    for ok, message in checks:
+        if not ok:
+            raise BadInputError(message)
+    return TrainingFVD(tc.fvd_stats, tc.fvd_videos, device) if load else None
