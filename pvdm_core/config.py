@@ -161,7 +161,7 @@ class DiffusionTrainConfig:
     sample_every: int = 500  # preview video
     ckpt_every: int = 500
     log_every: int = 10
-    # FVD during training: every fvd_every steps (and after the last) rank 0 samples fvd_videos
+    # FVD during training: at step 0, every fvd_every steps and after the last, rank 0 samples fvd_videos
     # videos with the EMA weights and scores them against fvd_stats, a real-statistics file from
     # `pvdm eval-fvd ... --save-stats-real` whose protocol (frames, stride, resize, detector) it
     # follows; logged as `fvd` (split test) to metrics.jsonl and TensorBoard. 0 = off. A few

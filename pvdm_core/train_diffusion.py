@@ -213,6 +213,8 @@ def train_diffusion(cfg: Config, opts: DiffusionTrainOptions) -> dict[str, Any]:
     first_loss, loss_avg = None, None
     pace = Pace()
     with StopRequest(opts.max_time) as stop, report.live(state.step):
+        if fvd is not None and state.step == 0:  # the untrained model: where the FVD curve starts
+            report.write(step=0, split="test", fvd=fvd(preview, cfg.sample, cfg.run.seed))
         for z, z_prev, has_prev, label in loader:
             # draws for the whole global batch, then this rank's rows: same batch for any world size
             g = step_generator(cfg.run.seed, state.step)

@@ -200,7 +200,7 @@ def test_fvd_during_training_is_logged(cli, ae, tmp_path, monkeypatch):
     cli("train-diffusion", "--ae", ae, "--out", tmp_path / "dm", *DM, "--set", "diffusion_train.fvd_every=2",
         "--set", f"diffusion_train.fvd_stats={tmp_path / 'real.stats.npz'}", "--set", "diffusion_train.fvd_videos=3")
     fvds = logged_fvd(tmp_path / "dm")
-    assert [step for step, _ in fvds] == [2, 4] and all(np.isfinite(v) and v > 0 for _, v in fvds)
+    assert [step for step, _ in fvds] == [0, 2, 4] and all(np.isfinite(v) and v > 0 for _, v in fvds)
 
 
 def test_fvd_during_training_needs_a_matching_statistics_file(cli, ae, tmp_path):
@@ -230,4 +230,4 @@ def test_runs_and_training_fvd_with_the_real_i3d(cli, ae, tmp_path, i3d_weights,
     assert res["bn_eps"] == 1e-3 and res["resize"] == "stretch"
     cli("train-diffusion", "--ae", ae, "--out", tmp_path / "dm", *DM, "--set", "diffusion_train.fvd_every=4",
         "--set", f"diffusion_train.fvd_stats={tmp_path / 'real.stats.npz'}", "--set", "diffusion_train.fvd_videos=2")
-    assert [step for step, _ in logged_fvd(tmp_path / "dm")] == [4]
+    assert [step for step, _ in logged_fvd(tmp_path / "dm")] == [0, 4]

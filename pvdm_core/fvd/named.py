@@ -78,7 +78,8 @@ class NamedProtocol:
 
 def _protocol(name: str, source: str, conventions: tuple[tuple[str, str], ...], **settings: Any) -> NamedProtocol:
     unknown = set(settings) - {f.name for f in dataclasses.fields(FVDOptions)}
-    assert not unknown, unknown
+    if unknown:
+        raise ValueError(f"protocol {name} sets unknown options {sorted(unknown)}")
     return NamedProtocol(name, MappingProxyType(settings), source, conventions)
 
 
