@@ -174,6 +174,14 @@ class DiffusionTrainConfig:
     sample_every: int = 500  # preview video
     ckpt_every: int = 500
     log_every: int = 10
+    # FVD during training: at step 0, every fvd_every steps and after the last, rank 0 samples fvd_videos
+    # videos with the EMA weights and scores them against fvd_stats, a real-statistics file from
+    # `pvdm eval-fvd ... --save-stats-real` whose protocol (frames, stride, resize, detector) it
+    # follows; logged as `fvd` (split test) to metrics.jsonl and TensorBoard. 0 = off. A few
+    # videos give a noisy trend, not a number to compare with 2,048-video FVD.
+    fvd_every: int = 0
+    fvd_stats: str | None = None
+    fvd_videos: int = 16  # as the PVDM release's in-training FVD
 
 
 @dataclass

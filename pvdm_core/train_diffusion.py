@@ -40,6 +40,7 @@ from pvdm_core.device import DeviceChoice, autocast
 from pvdm_core.diffusion import NoiseSchedule, diffusion_loss, draw_cond_mask, draw_label_drop, draw_timesteps
 from pvdm_core.encode import LatentSet, load_latents
 from pvdm_core.errors import BadInputError
+from pvdm_core.fvd.tracking import training_fvd
 from pvdm_core.models.autoencoder import Latents
 from pvdm_core.planes import plane_std, scale_planes
 from pvdm_core.progress import log, progress_bar
@@ -179,6 +180,7 @@ def train_diffusion(cfg: Config, opts: DiffusionTrainOptions) -> dict[str, Any]:
     main = dist.is_main()
     report = RunReporter(run_dir, "train-diffusion", tc.steps, cfg.run.tensorboard, enabled=main)
     schedule = NoiseSchedule.from_config(cfg.diffusion)
+    fvd = training_fvd(tc, device, load=main)  # before anything slow: bad settings fail now, on every rank
     torch.manual_seed(cfg.run.seed)
 
     # 1. model, EMA, optimizer
@@ -219,6 +221,8 @@ def train_diffusion(cfg: Config, opts: DiffusionTrainOptions) -> dict[str, Any]:
     first_loss, loss_avg = None, None
     pace = Pace()
     with StopRequest(opts.max_time, device.device) as stop, report.live(state.step):
+        if fvd is not None and state.step == 0:  # the untrained model: where the FVD curve starts
+            report.write(step=0, split="test", fvd=fvd(preview, cfg.sample, cfg.run.seed))
         for z, z_prev, has_prev, label in loader:
             # draws for the whole global batch, then this rank's rows: same batch for any world size
             g = step_generator(cfg.run.seed, state.step)
@@ -264,6 +268,8 @@ def train_diffusion(cfg: Config, opts: DiffusionTrainOptions) -> dict[str, Any]:
                 sample_videos(preview, run_dir / "preview.mp4", 1, 2 * cfg.data.frames, cfg.run.seed,
                               cfg.sample, device)
                 report.preview(run_dir / "preview.mp4", state.step)
+            if fvd is not None and due(state.step, tc.fvd_every, tc.steps):
+                report.write(step=state.step, split="test", fvd=fvd(preview, cfg.sample, cfg.run.seed))
             if state.step % tc.ckpt_every == 0 and state.step < tc.steps:
                 report.checkpoint(state.step, state.save(run_dir))
             report.progress(state.step, f"loss {loss_avg:.4f} {pace.it_s:.2f} it/s")

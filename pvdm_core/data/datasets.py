@@ -101,13 +101,21 @@ def _hash_split(videos: list[Path], root: Path, test_fraction: float, split: str
     return [p for p in videos if is_test(p) == (split == "test")]
 
 
-def _ucf_split(root: Path, split: str, test_fraction: float) -> list[Path]:
-    videos = [p for p in find_videos(root) if p.suffix.lower() == ".avi"]
+def ucf_list_names(root: Path, split: str) -> set[str] | None:
+    """The file names of UCF-101's official split 1 (trainlist01/testlist01 in ucfTrainTestlist/
+    inside or next to `root`), or None where there are no lists."""
     for lists in (root / "ucfTrainTestlist", root.parent / "ucfTrainTestlist"):
         listfile = lists / f"{'trainlist' if split == 'train' else 'testlist'}01.txt"
         if listfile.is_file():
-            names = {line.split()[0].split("/")[-1] for line in listfile.read_text().splitlines() if line.strip()}
-            return [p for p in videos if p.name in names]
+            return {line.split()[0].split("/")[-1] for line in listfile.read_text().splitlines() if line.strip()}
+    return None
+
+
+def _ucf_split(root: Path, split: str, test_fraction: float) -> list[Path]:
+    videos = [p for p in find_videos(root) if p.suffix.lower() == ".avi"]
+    names = ucf_list_names(root, split)
+    if names is not None:
+        return [p for p in videos if p.name in names]
     return _hash_split(videos, root, test_fraction, split)
 
 

@@ -6,7 +6,9 @@ Kinetics-400 logits averaged over time (`features`, `detector`; the network is
 `pvdm_core.models.i3d`, its weights `pvdm_core.metrics.i3d_weights`), per-rank rounds under
 torchrun (`collect`) -> `FeatureStats`, mean and covariance streamed in float64 (`stats`)
 -> `frechet_distance` / `kernel_video_distance` (`distance`). `evaluate.evaluate_fvd` drives
-it for `pvdm eval-fvd`; `protocol` names the settings that make two statistics comparable.
+it for `pvdm eval-fvd`, several fake sets with `runs`; `protocol` names the settings that make
+two statistics comparable; `named` the published protocols (fvd2048_16f, ...) with their
+sources; `tracking` scores EMA samples during diffusion training.
 
 Submodules import each other by their full names, never from this package, so this file's
 re-exports add no import cycle.

@@ -10,8 +10,11 @@ videos are skipped and counted; strict=True makes them fatal). Clips go through
 Both sides are checked before the detector is loaded, so bad input fails in seconds, not
 after the other side's I3D pass: options, paths, folders holding at least one video
 (`sources`), a side of one video decoding a full clip (`clips.check_single_video`), and
-statistics made under another protocol (frames, resize, detector, BatchNorm eps, AMP; the
-weights digest once I3D is loaded).
+statistics made under another protocol (frames, resize, detector, BatchNorm eps, AMP, the
+clips' stride and window, REAL's split; the weights digest once I3D is loaded).
+
+With --runs N the real statistics are computed once and N fake sets are scored against them
+(`runs.fake_sets`); the result holds each run, their mean and standard deviation.
 """
 
 from __future__ import annotations
@@ -29,9 +32,10 @@ from pvdm_core.fvd.clips import check_single_video
 from pvdm_core.fvd.collect import Collected, Progress, collect_features
 from pvdm_core.fvd.detector import with_precision
 from pvdm_core.fvd.distance import fvd_from_stats, kernel_video_distance
-from pvdm_core.fvd.options import FVDOptions, validate_options
+from pvdm_core.fvd.options import FVDOptions, side_options, validate_options
 from pvdm_core.fvd.protocol import PROTOCOL_KEYS, check_run_protocol, make_protocol
-from pvdm_core.fvd.sources import Source, open_source
+from pvdm_core.fvd.runs import check_runs, fake_sets, summarize
+from pvdm_core.fvd.sources import Source, open_source, real_videos
 from pvdm_core.fvd.stats import FeatureStats
 from pvdm_core.metrics.i3d_weights import load_i3d
 from pvdm_core.progress import log
@@ -51,6 +55,20 @@ def _check_stats(sources: dict[str, Source], protocol: dict[str, Any], keys: tup
             check_run_protocol(side, src.path, src.stats.protocol, protocol, keys)
 
 
+# Statistics files from before these keys were recorded were made with these values.
+SAMPLING_DEFAULTS = {"stride": 1, "clip": "first", "real_split": "all"}
+
+
+def _check_sampling(sources: dict[str, Source], opts: FVDOptions) -> None:
+    """Statistics files must have sampled their clips as this run does: stride, window, REAL's split."""
+    for side, src in sources.items():
+        if not src.is_stats:
+            continue
+        keys = ("stride", "clip") if side == "FAKE" or opts.real_split == "convention" else ("stride", "clip", "real_split")
+        run = {"stride": opts.stride, "clip": side_options(opts, side).clip, "real_split": opts.real_split}
+        check_run_protocol(side, src.path, {**SAMPLING_DEFAULTS, **src.stats.protocol}, run, keys)
+
+
 def _side_stats(source: Source, collected: Collected | None, protocol: dict, opts: FVDOptions,
                 side: str) -> FeatureStats:
     if source.is_stats:
@@ -58,7 +76,11 @@ def _side_stats(source: Source, collected: Collected | None, protocol: dict, opt
     if collected.features.shape[0] == 0:
         first = f": {collected.skipped[0][1]}" if collected.skipped else ""
         raise BadInputError(f"{side} ({source.path}): no usable video ({len(collected.skipped)} skipped{first})")
-    info = {"source": str(source.path), "stride": opts.stride, "clip": opts.clip}
+    opts = side_options(opts, side)
+    info = {"source": str(source.path), "stride": opts.stride, "clip": opts.clip, "ddof": opts.ddof,
+            "protocol": opts.protocol}
+    if side == "REAL":
+        info["real_split"] = source.split
     if opts.clip == "random":
         info["seed"] = opts.seed
     return FeatureStats({**protocol, **info}, keep_features=True).update(collected.features)
@@ -94,15 +116,17 @@ def _open_checked(real: str | Path, fake: str | Path, opts: FVDOptions,
                   amp: str | None) -> tuple[dict[str, Source], dict[str, Any]]:
     """Both sides opened and checked against the options, and this run's protocol (weights digest still empty)."""
     validate_options(opts)
-    sources = dict(zip(SIDES, (open_source(real), open_source(fake))))
+    sources = dict(zip(SIDES, (real_videos(real, opts.real_split), open_source(fake))))
+    check_runs(sources["FAKE"], opts)
     for flag, wanted in (("--kvd", opts.kvd), ("--save-features", opts.save_features is not None)):
         if wanted:
             for side, src in sources.items():
                 _check_kept_features(side, src, flag)
     protocol = make_protocol(opts.frames, opts.resize, opts.detector, opts.bn_eps, "", amp=amp)
     _check_stats(sources, protocol, tuple(k for k in PROTOCOL_KEYS if k != "weights_sha256"))
+    _check_sampling(sources, opts)
     for side, src in sources.items():
-        check_single_video(side, src, opts)
+        check_single_video(side, src, side_options(opts, side))
     return sources, protocol
 
 
@@ -116,6 +140,14 @@ def _write_files(result: dict[str, Any], stats: dict[str, FeatureStats], feature
         if opts.save_features is not None:
             result["features"] = str(save_features(Path(opts.save_features), features["REAL"], features["FAKE"]))
     dist.barrier()
+
+
+def _distances(real: FeatureStats, fake: FeatureStats, real_feats: np.ndarray | None,
+               fake_feats: np.ndarray | None, opts: FVDOptions) -> dict[str, Any]:
+    out: dict[str, Any] = {"fvd": fvd_from_stats(real, fake, ddof=opts.ddof), "n_fake": fake.n}
+    if opts.kvd:
+        out["kvd"] = kernel_video_distance(real_feats, fake_feats)
+    return out
 
 
 def evaluate_fvd(real: str | Path, fake: str | Path, opts: FVDOptions, device: DeviceChoice,
@@ -140,28 +172,37 @@ def evaluate_fvd(real: str | Path, fake: str | Path, opts: FVDOptions, device: D
     protocol["weights_sha256"] = digest
     _check_stats(sources, protocol, ("weights_sha256",))
 
-    # 3. features, side by side
+    # 3. features: REAL once, FAKE once per run
+    extract = with_precision(fn, dev, opts.amp) if fn is not None else None
     collected: dict[str, Collected | None] = dict.fromkeys(SIDES)
-    for side, src in sources.items():
-        if not src.is_stats:
-            collected[side] = collect_features(src, opts, with_precision(fn, dev, opts.amp), dev, progress, side.lower())
-            _report_skipped(side, collected[side].skipped)
+    if not sources["REAL"].is_stats:
+        collected["REAL"] = collect_features(sources["REAL"], opts, extract, dev, progress, "real")
+        _report_skipped("REAL", collected["REAL"].skipped)
+    runs_fake = fake_sets(sources["FAKE"], opts, extract, dev, progress)
+    collected["FAKE"] = runs_fake[0]
+    if runs_fake[0] is not None:
+        _report_skipped("FAKE", runs_fake[0].skipped)
 
     # 4. statistics and distances
-    stats = {side: _side_stats(src, collected[side], protocol, opts, side) for side, src in sources.items()}
+    stats = {"REAL": _side_stats(sources["REAL"], collected["REAL"], protocol, opts, "REAL")}
+    real_feats = _side_features(sources["REAL"], collected["REAL"])[0] if opts.kvd else None
+    runs = []
+    for fake_set in runs_fake:
+        stats["FAKE"] = _side_stats(sources["FAKE"], fake_set, protocol, opts, "FAKE")
+        fake_feats = _side_features(sources["FAKE"], fake_set)[0] if opts.kvd else None
+        runs.append(_distances(stats["REAL"], stats["FAKE"], real_feats, fake_feats, opts))
     result: dict[str, Any] = {
-        "fvd": fvd_from_stats(stats["REAL"], stats["FAKE"], ddof=opts.ddof), "n_real": stats["REAL"].n,
-        "n_fake": stats["FAKE"].n, "frames": opts.frames, "resolution": protocol["resolution"],
-        "resize": opts.resize, "detector": opts.detector, "weights_sha256": digest, "ddof": opts.ddof,
-        "bn_eps": protocol["bn_eps"], "amp": amp, "stride": opts.stride, "clip": opts.clip, "seed": opts.seed,
+        "protocol": opts.protocol, **summarize(runs), "n_real": stats["REAL"].n, "frames": opts.frames,
+        "resolution": protocol["resolution"], "resize": opts.resize, "detector": opts.detector,
+        "weights_sha256": digest, "ddof": opts.ddof, "bn_eps": protocol["bn_eps"], "amp": amp, "stride": opts.stride,
+        "clip": opts.clip, "fake_clip": side_options(opts, "FAKE").clip, "seed": opts.seed,
+        "real_split": sources["REAL"].split,
         "skipped_real": len(collected["REAL"].skipped) if collected["REAL"] else 0,
-        "skipped_fake": len(collected["FAKE"].skipped) if collected["FAKE"] else 0,
+        "skipped_fake": len(runs_fake[0].skipped) if runs_fake[0] else 0,
     }
     features = None
-    if opts.kvd or opts.save_features:
+    if opts.save_features:
         features = {side: _side_features(src, collected[side]) for side, src in sources.items()}
-    if opts.kvd:
-        result["kvd"] = kernel_video_distance(features["REAL"][0], features["FAKE"][0])
 
     # 5. files
     _write_files(result, stats, features, opts)

@@ -8,10 +8,14 @@ A side is one of:
   - one `.npy`/`.npz` array (npz: key `video`, else the only/first array);
   - a statistics file written by `FeatureStats.save` (an npz holding `mean`, `m2`, `protocol`).
 Listing reads only array headers, never video frames, so it is fast on any folder.
+
+REAL may be narrowed to a split (`real_videos`): a UCF-101 root (official lists in
+ucfTrainTestlist/) or a root holding train/ and test/ (SkyTimelapse's layout).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from pvdm_core import distributed as dist
+from pvdm_core.data.datasets import ucf_list_names
 from pvdm_core.errors import BadInputError
 from pvdm_core.fvd.arrays import array_header, is_array_file, npz_key
 from pvdm_core.fvd.stats import FeatureStats, is_stats_file
@@ -50,6 +55,7 @@ class Source:
     path: Path
     refs: list[VideoRef] = field(default_factory=list)
     stats: FeatureStats | None = None
+    split: str = "all"  # which videos of a dataset root these are (`real_videos`)
 
     @property
     def is_stats(self) -> bool:
@@ -122,3 +128,48 @@ def open_source(path: str | Path) -> Source:
         raise BadInputError(f"{path}: no videos found (video files, frame folders of "
                             f"{'/'.join(sorted(e[1:] for e in IMAGE_EXTS))}, .npy/.npz arrays)")
     return Source(path, refs=refs)
+
+
+# The split that gives FVD's real statistics in StyleGAN-V, DIGAN and PVDM: UCF-101 whole
+# (train + test), SkyTimelapse its train split.
+CONVENTION_SPLIT = {"ucf": "all", "train-test": "train"}
+
+
+def dataset_layout(path: Path) -> str | None:
+    """"ucf" (ucfTrainTestlist/ inside or next to it), "train-test" (train/ and test/ in it), or None."""
+    if not path.is_dir():
+        return None
+    if (path / "ucfTrainTestlist").is_dir() or (path.parent / "ucfTrainTestlist").is_dir():
+        return "ucf"
+    if (path / "train").is_dir() and (path / "test").is_dir():
+        return "train-test"
+    return None
+
+
+def real_videos(path: str | Path, split: str = "all") -> Source:
+    """REAL's side: `open_source`, narrowed to a split of a dataset root.
+
+    split: all (every video under `path`), train or test (needs a UCF-101 or train/test
+    layout), or convention (`CONVENTION_SPLIT` of the layout; a plain folder is taken whole).
+    """
+    path = Path(path)
+    layout = dataset_layout(path)
+    if split == "convention":
+        split = CONVENTION_SPLIT.get(layout, "all")
+    if split == "all" or path.is_file():
+        source = open_source(path)
+        if source.is_stats:  # the split its videos came from
+            return dataclasses.replace(source, split=source.stats.protocol.get("real_split", "all"))
+        if split != "all":
+            raise BadInputError(f"--real-split {split} needs a dataset root; REAL ({path}) is one file")
+        return source
+    if layout is None:
+        raise BadInputError(f"--real-split {split} needs a UCF-101 root (ucfTrainTestlist/ inside or next to it) "
+                            f"or a folder holding train/ and test/ (SkyTimelapse); {path} is neither")
+    if layout == "train-test":
+        return dataclasses.replace(open_source(path / split), path=path, split=split)
+    names = ucf_list_names(path, split) or set()
+    refs = [r for r in open_source(path).refs if r.path.name in names]
+    if not refs:
+        raise BadInputError(f"{path}: none of its videos is in UCF-101's {split}list01.txt")
+    return Source(path, refs=refs, split=split)
