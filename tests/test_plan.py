@@ -29,6 +29,7 @@ def test_live_bytes_counts_storage_once_until_freed():
         assert live.live == 4096 and live.peak == 8192
 
 
+@pytest.mark.slow
 def test_fake_step_of_tiny_counts_models_and_adamw_state(one_thread):
     cfg = load_config("tiny")
     cost = fake_step_cost(cfg, "diffusion", 2, None, count_flops=True)
