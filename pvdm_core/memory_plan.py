@@ -129,8 +129,9 @@ class StagePlanner:
         cost = self.cost(micro, checkpoint)
         accum = per_gpu // micro
         flops = cost.flops * accum
+        seconds = flops / (self.gpu.tflops * 1e12 * self.gpu.utilization)
         return Setting(micro, accum, checkpoint, round((cost.peak_bytes + self.extra) / GiB, 3),
-                       round(flops / 1e12, 4), round(flops / (self.gpu.tflops * 1e12 * self.gpu.utilization), 4))
+                       float(f"{flops / 1e12:.4g}"), float(f"{seconds:.4g}"))  # 4 significant digits
 
     def plan(self) -> dict[str, Any]:
         batch = _global_batch(self.cfg, self.stage)
