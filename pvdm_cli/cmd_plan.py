@@ -27,7 +27,7 @@ def plan(preset: PresetOpt = "tiny", config: ConfigOpt = None, set_: SetOpt = No
     """Micro-batch, gradient accumulation and gradient checkpointing that fit each training stage's
     global batch in GPU memory, with the predicted peak memory and step time. The peak comes from
     one real training step (forward, backward, AdamW) run on fake tensors: nothing is allocated,
-    and no GPU is needed. Takes seconds per setting tried (a minute for the 256^2 presets)."""
+    and no GPU is needed. Takes seconds per setting tried (about 4 minutes for the 256^2 presets)."""
     from pvdm_core.config import load_config
     from pvdm_core.errors import BadInputError
     from pvdm_core.memory_plan import GPU, STAGES, plan_training
