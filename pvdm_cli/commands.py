@@ -4,6 +4,7 @@ line here. Command modules import `app` from pvdm_cli.app, never from here or pv
 from pvdm_cli.app import app
 from pvdm_cli import cmd_presets  # noqa: F401  pvdm presets [show NAME]
 from pvdm_cli import cmd_info  # noqa: F401  pvdm info
+from pvdm_cli import cmd_plan  # noqa: F401  pvdm plan
 from pvdm_cli import cmd_synth  # noqa: F401  pvdm synth
 from pvdm_cli import cmd_train_ae  # noqa: F401  pvdm train-ae
 from pvdm_cli import cmd_encode  # noqa: F401  pvdm encode

@@ -27,8 +27,9 @@ class Critics:
     """The 2D and 3D PatchGANs and their optimizer (outside DDP: gradients averaged by hand)."""
 
     def __init__(self, tc: AETrainConfig, device: torch.device):
-        self.disc2d = PatchDiscriminator2D(tc.disc_channels, tc.disc_layers).to(device)
-        self.disc3d = PatchDiscriminator3D(tc.disc_channels, tc.disc_layers).to(device)
+        with device:  # made there, not moved: fake tensors (memory planning) cannot be moved
+            self.disc2d = PatchDiscriminator2D(tc.disc_channels, tc.disc_layers)
+            self.disc3d = PatchDiscriminator3D(tc.disc_channels, tc.disc_layers)
         if dist.world_size() > 1:  # batch statistics over the global batch, as one process would see
             self.disc2d, self.disc3d = map(torch.nn.SyncBatchNorm.convert_sync_batchnorm, (self.disc2d, self.disc3d))
         self.params = [*self.disc2d.parameters(), *self.disc3d.parameters()]

@@ -60,16 +60,22 @@ def lpips_linear_weights_path() -> Path:
 
 
 class LPIPSVGG(nn.Module):
-    """LPIPS distance with a frozen VGG16; inputs (B, 3, H, W) in [-1, 1], output (B,)."""
+    """LPIPS distance with a frozen VGG16; inputs (B, 3, H, W) in [-1, 1], output (B,).
+    Without `vgg_path` the weights stay untrained: the module's shape alone, for memory planning."""
 
-    def __init__(self, vgg_path: str | Path, lin_path: str | Path | None = None):
+    def __init__(self, vgg_path: str | Path | None, lin_path: str | Path | None = None):
         super().__init__()
         # ImageNet statistics expressed for inputs in [-1, 1] (LPIPS's ScalingLayer)
         self.register_buffer("shift", torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("scale", torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1), persistent=False)
         self.features = vgg16_features()[: _LPIPS_TAPS[-1] + 1]  # the pools after relu5_3 are unused
         self.lins = nn.ModuleList(nn.Conv2d(c, 1, 1, bias=False) for c in _LPIPS_CHANNELS)
+        self.requires_grad_(False)
+        self.eval()
+        if vgg_path is not None:
+            self._load(vgg_path, lin_path)
 
+    def _load(self, vgg_path: str | Path, lin_path: str | Path | None) -> None:
         state = load_tensors(vgg_path, "torchvision VGG16 state dict")
         try:
             vgg = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
@@ -79,8 +85,6 @@ class LPIPSVGG(nn.Module):
         lin_state = load_tensors(lin_path or lpips_linear_weights_path(), "LPIPS weights file")
         # the LPIPS file names them lin{i}.model.1.weight (index 0 was a dropout)
         self.lins.load_state_dict({f"{i}.weight": lin_state[f"lin{i}.model.1.weight"] for i in range(5)})
-        self.requires_grad_(False)
-        self.eval()
 
     def train(self, mode: bool = True) -> LPIPSVGG:
         return super().train(False)  # a fixed metric: never switch to training mode

@@ -10,6 +10,7 @@ the last good checkpoint with half the GAN learning rate; the second divergence 
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,26 @@ def latent_noise(model: ProjectedAutoencoder, tc: AETrainConfig, g: torch.Genera
     return noise.take(rank_rows())
 
 
+def micro_step(forward: torch.nn.Module, x: Tensor, frame_idx: Tensor, tc: AETrainConfig,
+               lpips: torch.nn.Module | None, critics: Critics | None, scaler: torch.amp.GradScaler,
+               device: DeviceChoice, sync: contextlib.AbstractContextManager,
+               noise: Latents | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+    """One micro-batch's forward and backward (gradients scaled by 1 / grad_accum accumulate):
+    the autoencoder's loss, then, with `critics` (the GAN phase), the critics' hinge loss on the
+    same clips. `frame_idx` (B,) picks the frame LPIPS and the 2D critic see; `sync` is DDP's;
+    `noise` is added to the latents before decoding (`ae_train.latent_noise`)."""
+    pick = lambda v: v[torch.arange(len(frame_idx), device=v.device), :, frame_idx]  # (B, 3, H, W)
+    with autocast(device), sync:
+        recon, _ = forward(x, noise) if noise is not None else forward(x)
+        loss, parts = autoencoder_loss(recon, x, pick, tc, lpips, critics)
+        scaler.scale(loss / tc.grad_accum).backward()
+    if critics is not None:
+        with autocast(device):
+            parts["d_loss"] = critics.loss(recon, x, pick)
+        scaler.scale(parts["d_loss"] / tc.grad_accum).backward()
+    return loss, parts
+
+
 def apply_verdict(verdict: Verdict, state: TrainState, run_dir: Path, report: RunReporter) -> None:
     """The GAN guard's verdict: a healthy state becomes good.pt; on a divergence the weights and
     optimizers of good.pt come back (the step goes on)."""
@@ -174,18 +195,11 @@ def train_autoencoder(cfg: Config, opts: AETrainOptions) -> dict[str, Any]:
             # forward and backward per micro-batch (gradients sync on the last), then the critics'
             for rows, sync in grad_accumulation(ddp, micro, tc.grad_accum):
                 x = unit_range(clips[rows].to(device.device, non_blocking=True))  # (B, 3, T, H, W)
-                fi = frame_idx[rows].to(device.device)
-                pick = lambda v: v[torch.arange(len(fi), device=v.device), :, fi]  # (B, 3, H, W)
-                with autocast(device), sync:
-                    recon, _ = forward(x, noise.take(rows).to(device.device)) if noise is not None else forward(x)
-                    loss, parts = autoencoder_loss(recon, x, pick, tc, lpips, critics if in_gan else None)
-                    scaler.scale(loss / tc.grad_accum).backward()
+                loss, parts = micro_step(forward, x, frame_idx[rows].to(device.device), tc, lpips,
+                                         critics if in_gan else None, scaler, device, sync,
+                                         noise.take(rows).to(device.device) if noise is not None else None)
                 check_finite(float(loss.detach()), state.step, run_dir, scaler,
                              " (lower ae_train.lr or enable grad_clip)")
-                if in_gan:  # the critics' step on the same micro-batch, hinge loss
-                    with autocast(device):
-                        parts["d_loss"] = critics.loss(recon, x, pick)
-                    scaler.scale(parts["d_loss"] / tc.grad_accum).backward()
                 for name, v in {"loss": loss, **parts}.items():
                     logs[name] = logs.get(name, 0.0) + float(v.detach()) / tc.grad_accum
 

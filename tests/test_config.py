@@ -17,7 +17,8 @@ def test_reference_hyperparameters_from_spec():
     sky, ucf = load_config("sky256"), load_config("ucf256")
     assert (sky.diffusion.cond_prob, ucf.diffusion.cond_prob) == (0.2, 0.3)
     assert sky.ae.dim == 384 and sky.ae.depth == 8 and sky.ae.patch_size == 8
-    assert sky.ae_train.betas == [0.5, 0.9] and sky.ae_train.grad_accum == 3
+    assert sky.ae_train.betas == [0.5, 0.9] and sky.ae_train.batch_size == 24  # the reference's 8 x 3
+    assert sky.diffusion_train.batch_size == 64  # global; the accumulation is a memory setting (`pvdm plan`)
     assert sky.unet.base_channels == 256 and sky.unet.channel_mult == [1, 2, 4, 4]
     assert sky.diffusion_train.ema_decay == 0.9999
 

@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("pvdm_core", "pvdm_cli", "pvdm")
-COMMANDS = ("presets", "info", "synth", "train-ae", "encode", "train-diffusion", "sample", "extend", "eval-fvd",
+COMMANDS = ("presets", "info", "plan", "synth", "train-ae", "encode", "train-diffusion", "sample", "extend", "eval-fvd",
             "convert", "plot", "demo")
 
 
