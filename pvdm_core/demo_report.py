@@ -26,20 +26,22 @@ from pvdm_core.video_io import read_video
 TARGET_JUDGE_SHARE = 0.9  # class-conditional samples judged the class asked for
 TARGET_BOUNDARY_RATIO = 2.0  # clip-boundary jump / in-clip change, for long samples that are shapes
 TARGET_BUDGET_USE = 0.85  # share of --minutes used unless every step cap was reached
-RECIPE_MINUTES, RECIPE_AE_STEPS, RECIPE_DM_STEPS = 30.0, 4000, 6000
+RECIPE_MINUTES, RECIPE_AE_STEPS, RECIPE_DM_STEPS = 30.0, 3200, 3400
 # A run below these shares of the recipe's step counts (the 30-minute run of benchmarks/RESULTS.md,
 # "Learning") trained too little for its samples to mean much, and says so.
 ENOUGH_SHARE = 0.5
 SHEET_PAIRS = 2  # held-out real / reconstruction pairs on the sheet
 SHEET_GENERATED = 3  # 16-frame samples on the sheet
+SHEET_EVERY = 2  # the sheet shows every 2nd frame of a row
 
 
 def _sample_row(label: str, folder: Path, pick: list[int], frame: int, new_group: bool = False) -> list[SheetRow]:
     """One frame of each of several samples side by side: a row that shows what a class looks
-    like (none when there are no such samples)."""
+    like (none when there are no such samples). Each frame is given twice, as the sheet shows
+    every 2nd frame of a row."""
     paths = sorted(folder.glob("*.mp4"))
     frames = [read_video(paths[i])[frame] for i in pick if i < len(paths)]
-    return [SheetRow(label, np.stack(frames), new_group=new_group)] if frames else []
+    return [SheetRow(label, np.repeat(np.stack(frames), SHEET_EVERY, axis=0), new_group=new_group)] if frames else []
 
 
 def _class_rows(run: DemoRun, columns: int) -> list[SheetRow]:
@@ -52,7 +54,7 @@ def _class_rows(run: DemoRun, columns: int) -> list[SheetRow]:
         share = scores["generated"]["per_class"].get(name, 0.0)
         label = f"Generated: {name}\nguidance {guidance:g}, frame {frame} of {columns} samples\njudged {name}: {share:.0%}"
         rows += _sample_row(label, run.path("generated"), pick, frame, new_group=c == 0)
-    null = ", ".join(f"{n} {v:.0%}" for n, v in scores["null_label_classes"].items())
+    null = " / ".join(f"{n[:3]} {v:.0%}" for n, v in scores["null_label_classes"].items())
     rows += _sample_row(f"Unconditional (null label)\nframe {frame} of {columns} samples\njudged: {null}",
                         run.path("null"), list(range(columns)), frame)
     return rows
@@ -103,7 +105,7 @@ def write_demo_sheet(run: DemoRun) -> Path:
                 f"{run.opts.device.device.type}. " + (f"WARNING: {verdict['note']}. " if not verdict["enough"] else "")
                 + f"Every 2nd frame, {px}x{px} px shown at 3x. Orange: frames generated after, and conditioned on, "
                 "the frames to their left.")
-    return write_contact_sheet(run.path("contact_sheet.png"), sheet_rows(run), title, subtitle)
+    return write_contact_sheet(run.path("contact_sheet.png"), sheet_rows(run), title, subtitle, every=SHEET_EVERY)
 
 
 def _target(value: float | None, target: float, higher_is_better: bool, why_not: str = "") -> dict:
