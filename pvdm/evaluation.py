@@ -8,7 +8,6 @@ read back), so both paths share every step after that.
 
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,10 +18,10 @@ import numpy as np
 from pvdm_core.device import choose_device
 from pvdm_core.errors import BadInputError
 from pvdm_core.fvd import FVDOptions, evaluate_fvd
+from pvdm_core.fvd.named import resolve_options
 from pvdm_core.progress import progress_bar
 
 Side = Union[str, Path, np.ndarray, Sequence[np.ndarray]]  # a path eval-fvd takes, or uint8 videos
-OPTION_NAMES = tuple(f.name for f in dataclasses.fields(FVDOptions))
 PATH_OPTIONS = ("save_stats_real", "save_stats_fake", "save_features")
 
 
@@ -43,19 +42,17 @@ def _side_path(side: Side, folder: Path, name: str) -> Path:
 def fvd_options(protocol: str | None = None, **options: Any) -> FVDOptions:
     """`pvdm eval-fvd`'s options by their Python names (num_videos, frames, stride, clip, seed,
     resize, ddof, bn_eps, detector, i3d_weights, batch_size, workers, amp, strict, kvd,
-    save_stats_real, save_stats_fake, save_features), the CLI's defaults for the others."""
-    if protocol is not None:
-        if "protocol" not in OPTION_NAMES:
-            raise BadInputError("named FVD protocols are not in this version of pvdm; give the options "
-                                f"instead ({', '.join(OPTION_NAMES)})")
-        options["protocol"] = protocol
-    unknown = sorted(set(options) - set(OPTION_NAMES))
-    if unknown:
-        raise BadInputError(f"unknown FVD option(s) {', '.join(unknown)}: choose from {', '.join(OPTION_NAMES)}")
+    save_stats_real, save_stats_fake, save_features), over the named `protocol`'s settings
+    (`pvdm eval-fvd --list-protocols`), the CLI's defaults for the others."""
+    return _resolve(protocol, options)[0]
+
+
+def _resolve(protocol: str | None, options: dict[str, Any]) -> tuple[FVDOptions, dict[str, dict[str, Any]]]:
+    """The options and what they override of the protocol, as eval-fvd resolves them."""
     paths = {k: Path(options[k]) for k in PATH_OPTIONS if options.get(k) is not None}
     if options.get("i3d_weights") is not None:
         options["i3d_weights"] = str(options["i3d_weights"])
-    return FVDOptions(**{**options, **paths})
+    return resolve_options(protocol, {**options, **paths})
 
 
 def fvd(real: Side, fake: Side, protocol: str | None = None, *, device: str | None = None, progress: bool = False,
@@ -69,7 +66,7 @@ def fvd(real: Side, fake: Side, protocol: str | None = None, *, device: str | No
     `pvdm.load`; `progress`: a bar per side on stderr. Needs the I3D weights as eval-fvd does
     (`pvdm info` says where they come from).
     """
-    opts = fvd_options(protocol, **options)
+    opts, overridden = _resolve(protocol, options)
     choice = choose_device(device, "off")  # precision is evaluate_fvd's (opts.amp)
     with tempfile.TemporaryDirectory(prefix="pvdm-fvd-") as tmp, progress_bar(disable=not progress) as bar:
 
@@ -77,8 +74,9 @@ def fvd(real: Side, fake: Side, protocol: str | None = None, *, device: str | No
             task = bar.add_task(f"I3D {description}", total=total, info="")
             return lambda n: bar.advance(task, n)
 
-        return evaluate_fvd(_side_path(real, Path(tmp), "real"), _side_path(fake, Path(tmp), "fake"), opts, choice,
-                            progress=start if progress else None)
+        result = evaluate_fvd(_side_path(real, Path(tmp), "real"), _side_path(fake, Path(tmp), "fake"), opts, choice,
+                              progress=start if progress else None)
+    return {**result, "overridden": overridden}
 
 
 __all__ = ["Side", "fvd", "fvd_options"]
