@@ -247,3 +247,25 @@ def test_class_conditional_resume_equals_uninterrupted(cli, ae_run, tmp_path):
     a, b = load_checkpoint(tmp_path / "full")["model"], load_checkpoint(tmp_path / "part")["model"]
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+
+
+def _centroid_steps(monkeypatch, seed: int, single_shape: bool) -> torch.Tensor:
+    """Per-frame movement (px) of the centroid of video `seed`'s first shape, 16 frames at 32 px."""
+    import pvdm_core.data.synthetic as synthetic
+
+    real_mask, masks = synthetic._shape_mask, []
+    monkeypatch.setattr(synthetic, "_shape_mask", lambda *a: masks.append(real_mask(*a)) or masks[-1])
+    synthetic_video(seed, 16, 32, single_shape=single_shape)
+    mask = masks[0][..., 0] if masks[0].ndim == 4 else masks[0]  # (T, H, W)
+    ys, xs = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    area = mask.sum((1, 2))
+    centre = torch.stack([(mask * xs).sum((1, 2)) / area, (mask * ys).sum((1, 2)) / area], 1)  # (T, 2)
+    return (centre[1:] - centre[:-1]).norm(dim=1)
+
+
+def test_class_set_shapes_move_slowly_enough_to_pool(monkeypatch):
+    # PVDM's content plane pools over the clip: the class set's shape moves at most 0.3 x 1.6 px a
+    # frame along each axis (0.68 diagonally; bounces aside), the default set's up to 1.6 (2.3)
+    slow = max(float(_centroid_steps(monkeypatch, s, True).median()) for s in range(24))
+    fast = max(float(_centroid_steps(monkeypatch, s, False).median()) for s in range(24))
+    assert slow <= 0.7 < 1.2 < fast, (slow, fast)

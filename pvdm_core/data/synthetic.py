@@ -44,7 +44,7 @@ SINGLE_TRIANGLE_MAX_RADIUS = 0.42  # of the frame: keeps 16% of it to bounce in
 # - the shape's colour differs from the background's mean by at least this in every channel
 #   (on the 0-1 scale), so no shape fades into its background.
 SINGLE_SHAPE_CONTRAST = 0.25
-# - it moves and turns this much slower (at most 0.48 px and 0.04 rad a frame: up to 8 px and 35
+# - it moves and turns this much slower (at most 0.48 px per axis and 0.04 rad a frame: up to 8 px and 35
 #   degrees over a 16-frame clip). PVDM's content plane pools each pixel over the clip; a shape
 #   that crosses the frame and turns half a revolution in one clip pools into a round smear, and
 #   the small decoders then draw every class as a disc (benchmarks/RESULTS.md, "Learning").
