@@ -36,7 +36,7 @@ from reporting import load_avg, pvdm  # noqa: E402
 from pvdm_core.metrics.continuity import boundary_jump  # noqa: E402
 from pvdm_core.metrics.shape_judge import Judge, real_videos, train_judge  # noqa: E402
 
-from pvdm_core.artifacts import LoadedAE, load_autoencoder, load_diffusion  # noqa: E402
+from pvdm_core.artifacts import LoadedAE, LoadedDiffusion, load_autoencoder, load_diffusion  # noqa: E402
 from pvdm_core.contact_sheet import SheetRow, write_contact_sheet  # noqa: E402
 from pvdm_core.data.datasets import SYNTHETIC_TEST_OFFSET  # noqa: E402
 from pvdm_core.data.synthetic import SHAPES  # noqa: E402
@@ -136,11 +136,10 @@ def train_on(args: argparse.Namespace, run: Path, videos: int, steps: int) -> di
 
 
 @torch.no_grad()
-def generate(dm: Path, labels: torch.Tensor, guidance: float, seed: int = 0, steps: int = 25,
+def generate(model: LoadedDiffusion, labels: torch.Tensor, guidance: float, seed: int = 0, steps: int = 25,
              clips: int = 1, eta: float | None = None) -> tuple[Latents, torch.Tensor]:
     """Class-conditional videos (N, 3, clips * T, H, W) of classes `labels` (-1: the null label),
     clip k > 1 conditioned on clip k - 1 as `pvdm sample` does; the latents of the last clip."""
-    model = load_diffusion(dm, CPU.device)
     opts = dataclasses.replace(model.cfg.sample, guidance=guidance, steps=steps,
                                eta=model.cfg.sample.eta if eta is None else eta)
     noise, cond, videos = noise_source(list(range(seed, seed + len(labels))), opts.noise, CPU.device), None, []
@@ -160,7 +159,7 @@ def memorise(args: argparse.Namespace) -> None:
     clips = torch.cat([train[:, :, :16], train[:, :, 16:]])  # (2V, 3, 16, R, R) the 2V training clips
     clip_labels = torch.cat([labels, labels])
     want = clip_labels[torch.arange(16) % len(clip_labels)]
-    _, samples = generate(run, want, 0.0)
+    _, samples = generate(load_diffusion(run, CPU.device), want, 0.0)
     with torch.no_grad():
         recon = ae.model.decode(ae.model.encode(clips))
     near = torch.stack([psnr(s[None], recon).max() for s in samples])  # best match among the training clips
@@ -179,8 +178,9 @@ def score(args: argparse.Namespace) -> None:
     out = {"experiment": "score", "dm": str(args.dm), "judge_accuracy": judge.accuracy}
     rows = []
     out.update(sampler_steps=args.sampler_steps, eta=args.eta)
+    model = load_diffusion(args.dm, CPU.device)
     for w in (0.0, 2.0):
-        z, videos = generate(args.dm, want, w, steps=args.sampler_steps, eta=args.eta)
+        z, videos = generate(model, want, w, steps=args.sampler_steps, eta=args.eta)
         out[f"share_w{w:g}"] = share(judge, videos, want)
         rows += [(f"w={w:g} {SHAPES[c]}", videos[want == c]) for c in range(len(SHAPES))]
     # swaps: each generated plane replaced by the real plane of a test video of the requested class
@@ -190,7 +190,7 @@ def score(args: argparse.Namespace) -> None:
         swapped = Latents(*(zr[j][pick] if j == k else z[j] for j in range(len(z))))
         with torch.no_grad():
             out[f"share_w2_real_{name}"] = share(judge, ae.model.decode(swapped).float(), want)
-    _, two = generate(args.dm, want[:24], 0.0, clips=2)
+    _, two = generate(model, want[:24], 0.0, clips=2)
     out["boundary"] = boundary_jump((to_uint8_batch(two)), 16)
     record(args.out, out)
     sheet(args.out / f"score-{Path(args.dm).name}.png", rows, f"class samples of {args.dm}")

@@ -150,9 +150,14 @@ def measure_costs(cfg: Config, device: DeviceChoice, sample_batch: int, models: 
 def evaluation_seconds(cfg: Config, costs: dict[str, float], num_eval: int, sample_batch: int) -> float:
     """What sampling, FVD and the rest after training are expected to take."""
     sampler_steps = 1000 if cfg.sample.sampler == "ddpm" else cfg.sample.steps
-    # batches of one clip each: class-conditional (guided: two forwards a step), null-label and
-    # untrained samples, 2 clips of the long samples, one per extension
-    clips = 2 * 2 * math.ceil(num_eval / sample_batch) + math.ceil(num_eval / sample_batch) + 2 * 2 + NUM_EXTEND
+    # batches of one clip each: generated and untrained samples, null-label ones (class-conditional
+    # models), 2 clips of the long samples, one per extension; classifier-free guidance runs two
+    # forwards a step for all but the null-label and untrained ones
+    conditional = cfg.unet.num_classes > 0
+    guided = 2 if conditional and cfg.sample.guidance else 1
+    batches = math.ceil(num_eval / sample_batch)
+    clips = (guided * (batches + 2 * math.ceil(NUM_LONG / sample_batch) + NUM_EXTEND)
+             + batches * (2 if conditional else 1))
     return (SAMPLE_MARGIN * clips * sampler_steps * costs["sample_step"]
             + FVD_MARGIN * 4 * num_eval * costs["i3d_clip"] + FIXED_S)
 

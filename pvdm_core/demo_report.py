@@ -26,9 +26,9 @@ from pvdm_core.video_io import read_video
 TARGET_JUDGE_SHARE = 0.9  # class-conditional samples judged the class asked for
 TARGET_BOUNDARY_RATIO = 2.0  # clip-boundary jump / in-clip change, for long samples that are shapes
 TARGET_BUDGET_USE = 0.85  # share of --minutes used unless every step cap was reached
+# A run below ENOUGH_SHARE of the recipe's step counts (the 30-minute run of benchmarks/RESULTS.md,
+# "Demo") trained too little for its samples to mean much, and says so.
 RECIPE_MINUTES, RECIPE_AE_STEPS, RECIPE_DM_STEPS = 30.0, 3200, 3400
-# A run below these shares of the recipe's step counts (the 30-minute run of benchmarks/RESULTS.md,
-# "Learning") trained too little for its samples to mean much, and says so.
 ENOUGH_SHARE = 0.5
 SHEET_PAIRS = 2  # held-out real / reconstruction pairs on the sheet
 SHEET_GENERATED = 3  # 16-frame samples on the sheet
@@ -96,7 +96,7 @@ def write_demo_sheet(run: DemoRun) -> Path:
     fvd, rec, judge = run.state.result("fvd"), run.state.result("reconstruct"), run.state.result("score").get("judge")
     ae, dm = run.state.result("train-ae"), run.state.result("train-diffusion")
     minutes, px = sum(run.state.data["seconds"].values()) / 60, run.cfg.data.resolution
-    shapes = (f"samples judged the class asked for: {judge['generated']['share']:.0%} (judge {judge['judge_accuracy_real']:.0%} "
+    shapes = (f"samples judged the class asked for: {judge['generated']['share']:.0%} (judge {run.state.result('judge')['accuracy_real']:.0%} "
               f"right on real videos); " if judge else "")
     title = (f"pvdm demo: {shapes}held-out AE PSNR {rec['psnr']:.1f} dB; FVD{fvd['frames']} generated "
              f"{fvd['generated']:.0f}, AE floor {fvd['reconstruction']:.0f}, untrained {fvd['untrained']:.0f}")

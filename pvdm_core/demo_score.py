@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from pvdm_core.checkpoint import load_tensors
 from pvdm_core.data.labels import class_of
 from pvdm_core.demo_state import DemoRun
 from pvdm_core.metrics.continuity import boundary_jump
@@ -35,7 +35,8 @@ def class_shares(judge: Judge, videos: np.ndarray, want: np.ndarray, names: list
     return {"share": float((pred == want).mean()), "per_class": per_class, "videos": len(want)}
 
 
-def judge_samples(run: DemoRun, judge: Judge) -> dict:
+def judge_samples(run: DemoRun, judge: Judge, long: np.ndarray) -> dict:
+    """The judge on the generated, null-label, reconstructed and `long` (uint8) videos."""
     names = run.class_names
     _, generated = read_videos(run.path("generated"))
     want = np.arange(len(generated)) % len(names)  # sample_videos cycles over the classes
@@ -43,9 +44,7 @@ def judge_samples(run: DemoRun, judge: Judge) -> dict:
     null_pred = judge.predict(to_float_videos(null)).numpy()
     recon_paths, recon = read_videos(run.path("recon"))
     truth = np.array([names.index(class_of(p.name.rsplit("_", 1)[0])) for p in recon_paths])
-    _, long = read_videos(run.path("long"))
     return {
-        "judge_accuracy_real": run.state.result("judge")["accuracy_real"],
         "generated": class_shares(judge, generated, want, names),
         "long": class_shares(judge, long, np.arange(len(long)) % len(names), names),
         "reconstructed": class_shares(judge, recon, truth, names),
@@ -58,6 +57,6 @@ def score_demo(run: DemoRun) -> dict:
     _, long = read_videos(run.path("long"))
     out = {"boundary": boundary_jump(long, run.cfg.data.frames)}
     if run.class_names:
-        judge = Judge.from_state_dict(torch.load(run.path("judge.pt"), weights_only=True))
-        out["judge"] = judge_samples(run, judge)
+        judge = Judge.from_state_dict(load_tensors(run.path("judge.pt"), "shape judge"))
+        out["judge"] = judge_samples(run, judge, long)
     return out
