@@ -1,4 +1,5 @@
-"""The one device helper: pick CUDA > MPS > CPU, choose the AMP dtype, say why."""
+"""The one device helper: pick CUDA > MPS > CPU, choose the AMP dtype, say why; compile a module
+for it (run.compile, --compile)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import dataclasses
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from pvdm_core import distributed
 from pvdm_core.config import Amp
@@ -93,3 +95,15 @@ def autocast(choice: DeviceChoice) -> contextlib.AbstractContextManager:
     if choice.amp_dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=choice.device.type, dtype=choice.amp_dtype)
+
+
+def compiled(module: nn.Module, backend: str) -> nn.Module:
+    """`torch.compile(module, backend=backend)`, or the module itself when backend is ""."""
+    if not backend:
+        return module
+    import torch._dynamo  # not loaded by `import torch`; only needed here
+
+    if backend not in torch._dynamo.list_backends(exclude_tags=()):
+        raise BadInputError(f"run.compile={backend!r} is not a torch.compile backend; "
+                            f"choose one of {', '.join(torch._dynamo.list_backends())} (or '' for none)")
+    return torch.compile(module, backend=backend)

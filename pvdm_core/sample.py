@@ -23,14 +23,13 @@ import numpy as np
 import torch
 
 from pvdm_core.artifacts import LoadedDiffusion
-from pvdm_core.device import DeviceChoice, autocast
+from pvdm_core.device import DeviceChoice, autocast, compiled
 from pvdm_core.config import Config, SampleConfig, override_config
 from pvdm_core.diffusion import eps_from_v
 from pvdm_core.errors import BadInputError
 from pvdm_core.models.autoencoder import Latents, ProjectedAutoencoder
 from pvdm_core.planes import FlatNoise, scale_planes
 from pvdm_core.samplers import sample as run_sampler
-from pvdm_core.training import compiled
 from pvdm_core.video_io import FrameSink, VideoWriter, center_crop_resize, read_video, to_float, to_uint8
 
 

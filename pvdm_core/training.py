@@ -28,7 +28,7 @@ from pvdm_core import distributed as dist
 from pvdm_core.atomic import write_text_atomic
 from pvdm_core.checkpoint import LATEST, check_same_model, load_checkpoint, prune_checkpoints, save_checkpoint
 from pvdm_core.config import AETrainConfig, Config, DiffusionTrainConfig
-from pvdm_core.device import DeviceChoice
+from pvdm_core.device import DeviceChoice, compiled
 from pvdm_core.errors import BadInputError, PvdmError
 from pvdm_core.progress import log
 
@@ -102,18 +102,6 @@ def grad_accumulation(ddp: nn.Module, micro: int, grad_accum: int) -> Iterator[t
 # ---------------------------------------------------------------------------------------------
 # Model wrapping and the optimizer step
 # ---------------------------------------------------------------------------------------------
-
-
-def compiled(module: nn.Module, backend: str) -> nn.Module:
-    """`torch.compile(module, backend=backend)`, or the module itself when backend is ""."""
-    if not backend:
-        return module
-    import torch._dynamo  # not loaded by `import torch`; only needed here
-
-    if backend not in torch._dynamo.list_backends(exclude_tags=()):
-        raise BadInputError(f"run.compile={backend!r} is not a torch.compile backend; "
-                            f"choose one of {', '.join(torch._dynamo.list_backends())} (or '' for none)")
-    return torch.compile(module, backend=backend)
 
 
 def wrap_for_training(model: nn.Module, compile_backend: str) -> tuple[nn.Module, nn.Module]:
