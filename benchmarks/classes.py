@@ -8,8 +8,9 @@
    diffusion.label_dropout=0.1` and a warm-up + cosine lr, both on the class-labelled synthetic
    set (one shape a video; its kind, disc/square/triangle, is the class). Re-running with the
    same --out resumes and reuses finished runs and samples.
-2. The judge (pvdm_core/metrics/shape_judge.py): a small CNN trained for a couple of minutes on frames of real
-   class-labelled training videos and their AE reconstructions; its held-out accuracy is reported.
+2. The judge (pvdm_core/evaluation/metrics/shape_judge.py): a small CNN trained for a couple of
+   minutes on frames of real class-labelled training videos and their AE reconstructions; its
+   held-out accuracy is reported.
 3. Class: `pvdm sample --class disc,square,triangle --guidance W` for each W (videos cycle over
    the classes, the same seeds for every W), and once without --class (the null label). Table:
    the share of videos the judge assigns to the requested class, per class and overall
@@ -42,19 +43,20 @@ RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from reporting import cpu_model, load_avg, pvdm, read_metrics, replace_section  # noqa: E402
 from classes_sheets import boundary_sheet, class_sheet, reference_frames  # noqa: E402
-from pvdm_core.metrics.shape_judge import Judge, make_net, real_videos, through_ae, to_float_videos, train_judge  # noqa: E402
+from pvdm_core.evaluation.metrics.shape_judge import (Judge, make_net, real_videos, through_ae,  # noqa: E402
+                                                      to_float_videos, train_judge)
 
-from pvdm_core.artifacts import load_autoencoder, load_diffusion  # noqa: E402
-from pvdm_core.checkpoint import resolve_checkpoint  # noqa: E402
+from pvdm_core.artifacts.load import load_autoencoder, load_diffusion  # noqa: E402
+from pvdm_core.base.device import choose_device  # noqa: E402
 from pvdm_core.data.datasets import SYNTHETIC_TEST_OFFSET  # noqa: E402
 from pvdm_core.data.labels import class_of  # noqa: E402
 from pvdm_core.data.synthetic import SHAPES  # noqa: E402
-from pvdm_core.device import choose_device  # noqa: E402
-from pvdm_core.fvd.distance import fvd_from_stats  # noqa: E402
-from pvdm_core.fvd.stats import FeatureStats  # noqa: E402
-from pvdm_core.metrics.continuity import boundary_jump  # noqa: E402
-from pvdm_core.sample import encode, generate  # noqa: E402
-from pvdm_core.video_io import to_float  # noqa: E402
+from pvdm_core.evaluation.fvd.distance import fvd_from_stats  # noqa: E402
+from pvdm_core.evaluation.fvd.stats import FeatureStats  # noqa: E402
+from pvdm_core.evaluation.metrics.continuity import boundary_jump  # noqa: E402
+from pvdm_core.generate.sample import encode, generate  # noqa: E402
+from pvdm_core.io.checkpoint import resolve_checkpoint  # noqa: E402
+from pvdm_core.io.video_io import to_float  # noqa: E402
 
 SECTION = "## Class-conditional generation"
 CLASS_SETS = ["--set", "unet.num_classes=3", "--set", "data.class_labels=true", "--set", "diffusion.label_dropout=0.1",
@@ -354,7 +356,8 @@ def main() -> None:
         f"loss {losses[0] if losses else float('nan'):.3f} at the first log step, {np.mean(losses[-10:]):.3f} "
         f"over the last 10 logged). Sampling: DDIM 50 steps, eta 1, EMA weights, "
         f"seed {args.seed}; {args.num} videos per weight, classes cycled, the same seeds for every weight.",
-        f"- Judge: a 3-layer CNN (pvdm_core/metrics/shape_judge.py) trained {j['steps']} steps ({j['seconds']:.0f} s) on "
+        f"- Judge: a 3-layer CNN (pvdm_core/evaluation/metrics/shape_judge.py) trained {j['steps']} steps "
+        f"({j['seconds']:.0f} s) on "
         f"4 frames each of 4,096 real class-labelled videos (seeds of its own) and of their AE reconstructions; "
         f"held-out accuracy per video "
         f"(192 test seeds): {j['accuracy']['real']:.1%} on real videos, {j['accuracy']['reconstructed']:.1%} on their "

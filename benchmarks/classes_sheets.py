@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pvdm_core.contact_sheet import SheetRow, write_contact_sheet
 from pvdm_core.data.synthetic import SHAPES
-from pvdm_core.video_io import to_uint8
+from pvdm_core.io.contact_sheet import SheetRow, write_contact_sheet
+from pvdm_core.io.video_io import to_uint8
 
 
 def reference_frames(videos: torch.Tensor, rebuilt: torch.Tensor, labels: np.ndarray,

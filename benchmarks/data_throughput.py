@@ -39,7 +39,7 @@ def make_data(root: Path, videos: int, seconds: float) -> tuple[Path, Path]:
     import imageio_ffmpeg
 
     from pvdm_core.data.synthetic import synthetic_video
-    from pvdm_core.video_io import to_uint8
+    from pvdm_core.io.video_io import to_uint8
 
     ucf, frames_root = root / "ucf", root / "frames"
     n = int(seconds * 25)
@@ -66,7 +66,7 @@ def make_data(root: Path, videos: int, seconds: float) -> tuple[Path, Path]:
 
 def clips_per_s(root: Path, workers: int, clips: int, batch: int) -> float:
     from pvdm_core.data.datasets import VideoClipDataset
-    from pvdm_core.video_io import find_videos
+    from pvdm_core.io.video_io import find_videos
 
     dataset = VideoClipDataset(find_videos(root), 16, 1, 256, random_clip=True)
     sampler = RandomSampler(dataset, replacement=True, num_samples=clips, generator=torch.Generator().manual_seed(0))
@@ -79,8 +79,8 @@ def clips_per_s(root: Path, workers: int, clips: int, batch: int) -> float:
 
 def gpu_clips_per_s(tflops: float, utilization: float) -> float:
     """Clips/s one GPU's ucf256 autoencoder steps consume (GAN phase, bf16, checkpointing on)."""
-    from pvdm_core.config import load_config
-    from pvdm_core.step_cost import fake_step_cost
+    from pvdm_core.base.config import load_config
+    from pvdm_core.training.step_cost import fake_step_cost
 
     cfg = load_config("ucf256", None, ["ae_train.grad_checkpoint=true"])
     flops = fake_step_cost(cfg, "ae", 1, torch.bfloat16, count_flops=True).flops

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch
 
+from pvdm_core.base.device import choose_device
 from pvdm_core.data.synthetic import synthetic_video
-from pvdm_core.device import choose_device
-from pvdm_core.fvd import FVDOptions, collect_features, compute_features, load_i3d, open_source, precision
-from pvdm_core.video_io import to_uint8, write_video
+from pvdm_core.evaluation.fvd import FVDOptions, collect_features, compute_features, load_i3d, open_source, precision
+from pvdm_core.io.video_io import to_uint8, write_video
 
 FRAMES, RESOLUTION, DISTINCT = 16, 256, 4  # DISTINCT synthetic videos, cycled to num_videos
 

@@ -57,7 +57,7 @@ class Ctx:
 
 def peak_of(ctx: Ctx, fn: Callable[[], None]) -> tuple[float, float]:
     """(seconds, peak GiB of tensors) of fn(): torch.cuda's allocator count on a GPU, LiveBytes on the CPU."""
-    from pvdm_core.step_cost import LiveBytes
+    from pvdm_core.training.step_cost import LiveBytes
 
     if ctx.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -96,9 +96,9 @@ def pipeline(ctx: Ctx) -> dict:
 
 def sampling_precision(ctx: Ctx) -> dict:
     """The tiny model's samples from the same noise in fp32 and in bf16: how far apart."""
-    from pvdm_core.artifacts import load_diffusion
-    from pvdm_core.device import DeviceChoice
-    from pvdm_core.sample import decode, noise_source, sample_clip
+    from pvdm_core.artifacts.load import load_diffusion
+    from pvdm_core.base.device import DeviceChoice
+    from pvdm_core.generate.sample import decode, noise_source, sample_clip
 
     dev = torch.device(ctx.device)
     model = load_diffusion(ctx.out / "dm", dev)
@@ -128,8 +128,8 @@ def fp16_resume(ctx: Ctx) -> dict:
 
 def grad_checkpoint(ctx: Ctx) -> dict:
     """One AE and one UNet step with checkpointing on and off: peak memory and time."""
-    from pvdm_core.config import load_config
-    from pvdm_core.step_cost import build_step, warm, with_settings
+    from pvdm_core.base.config import load_config
+    from pvdm_core.training.step_cost import build_step, warm, with_settings
 
     preset, micro = ("tiny", 2) if ctx.cpu else ("ucf128", 4)
     cfg = load_config(preset, None, ["ae_train.disc_start=-1", "ae_train.perceptual_weight=0"])
@@ -161,8 +161,8 @@ def compile_check(ctx: Ctx) -> dict:
 
 def pvdm_l_batch7(ctx: Ctx) -> dict:
     """PVDM-L (ucf256) training steps at micro-batch 7, bf16, inside 24 GiB; against the planner."""
-    from pvdm_core.config import load_config
-    from pvdm_core.step_cost import build_step, fake_step_cost, warm
+    from pvdm_core.base.config import load_config
+    from pvdm_core.training.step_cost import build_step, fake_step_cost, warm
 
     cfg = load_config("tiny" if ctx.cpu else "ucf256")
     if ctx.device == "cuda":
@@ -182,11 +182,11 @@ def pvdm_l_batch7(ctx: Ctx) -> dict:
 
 def sample_256(ctx: Ctx) -> dict:
     """One 16-frame 256^2 video, DDIM 100 steps, PVDM-L weights at random (time does not depend on them)."""
-    from pvdm_core.artifacts import LoadedAE, LoadedDiffusion, build_autoencoder, build_unet
-    from pvdm_core.config import load_config
-    from pvdm_core.device import choose_device
-    from pvdm_core.diffusion import NoiseSchedule
-    from pvdm_core.sample import decode, noise_source, sample_clip
+    from pvdm_core.artifacts.load import LoadedAE, LoadedDiffusion, build_autoencoder, build_unet
+    from pvdm_core.base.config import load_config
+    from pvdm_core.base.device import choose_device
+    from pvdm_core.diffusion.process import NoiseSchedule
+    from pvdm_core.generate.sample import decode, noise_source, sample_clip
 
     cfg = load_config("tiny" if ctx.cpu else "ucf256", None, [] if ctx.cpu else ["sample.steps=100"])
     choice = choose_device(ctx.device, cfg.run.amp)

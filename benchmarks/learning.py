@@ -33,17 +33,17 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from reporting import load_avg, pvdm  # noqa: E402
-from pvdm_core.metrics.continuity import boundary_jump  # noqa: E402
-from pvdm_core.metrics.shape_judge import Judge, real_videos, train_judge  # noqa: E402
+from pvdm_core.evaluation.metrics.continuity import boundary_jump  # noqa: E402
+from pvdm_core.evaluation.metrics.shape_judge import Judge, real_videos, train_judge  # noqa: E402
 
-from pvdm_core.artifacts import LoadedAE, LoadedDiffusion, load_autoencoder, load_diffusion  # noqa: E402
-from pvdm_core.contact_sheet import SheetRow, write_contact_sheet  # noqa: E402
+from pvdm_core.artifacts.load import LoadedAE, LoadedDiffusion, load_autoencoder, load_diffusion  # noqa: E402
+from pvdm_core.base.device import choose_device  # noqa: E402
 from pvdm_core.data.datasets import SYNTHETIC_TEST_OFFSET  # noqa: E402
 from pvdm_core.data.synthetic import SHAPES  # noqa: E402
-from pvdm_core.device import choose_device  # noqa: E402
+from pvdm_core.generate.sample import noise_source, sample_clip  # noqa: E402
+from pvdm_core.io.contact_sheet import SheetRow, write_contact_sheet  # noqa: E402
+from pvdm_core.io.video_io import to_uint8  # noqa: E402
 from pvdm_core.models.autoencoder import Latents  # noqa: E402
-from pvdm_core.sample import noise_source, sample_clip  # noqa: E402
-from pvdm_core.video_io import to_uint8  # noqa: E402
 
 CPU = choose_device("cpu")
 CLASS_SETS = ["--set", "unet.num_classes=3", "--set", "data.class_labels=true"]

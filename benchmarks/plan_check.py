@@ -1,6 +1,6 @@
 """`pvdm plan`'s memory prediction against the measured peak of the same training step on the CPU.
 
-For each row: the planner's peak (one steady-state step on fake tensors, pvdm_core/step_cost.py),
+For each row: the planner's peak (one steady-state step on fake tensors, pvdm_core/training/step_cost.py),
 and, in a fresh process, the same step run for real: models and AdamW state built, then one
 forward, backward and optimizer step; measured is how far the peak resident set rose above the
 resident set before the models were built (the kernel's VmHWM, reset first through
@@ -50,8 +50,8 @@ def measure(preset: str, sets: list[str], stage: str, micro: int, amp: str) -> d
     """Run in a fresh process: the real step's resident-set rise and the fake-tensor prediction."""
     import torch
 
-    from pvdm_core.config import load_config
-    from pvdm_core.step_cost import build_step, fake_step_cost, precision_of, warm
+    from pvdm_core.base.config import load_config
+    from pvdm_core.training.step_cost import build_step, fake_step_cost, precision_of, warm
 
     torch.set_num_threads(1)
     cfg = load_config(preset, None, [*sets, f"run.amp='{amp}'"])

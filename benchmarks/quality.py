@@ -126,7 +126,7 @@ def main() -> None:
     if args.no_record:
         return
 
-    from pvdm_core.config import load_config
+    from pvdm_core.base.config import load_config
 
     sc = load_config("tiny").sample
     cmd_line = "python benchmarks/quality.py" + "".join(f" {a}" for a in sys.argv[1:])

@@ -74,8 +74,8 @@ def release_step(release: Path, model: str, mode: str) -> Callable[[], object]:
 
 def pvdm_model(model: str):
     """pvdm's model of the row at the release's full size, and its inputs."""
-    from pvdm_core.artifacts import build_autoencoder, build_unet
-    from pvdm_core.config import load_config
+    from pvdm_core.artifacts.load import build_autoencoder, build_unet
+    from pvdm_core.base.config import load_config
     from pvdm_core.models.autoencoder import Latents
 
     g = torch.Generator().manual_seed(1)

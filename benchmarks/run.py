@@ -147,7 +147,7 @@ class Ctx:
 
 
 def _cfg(preset: str, **over):
-    from pvdm_core.config import load_config
+    from pvdm_core.base.config import load_config
 
     sets = [f"{k.replace('__', '.')}={v}" for k, v in over.items()]
     return load_config(preset, overrides=sets)
@@ -184,8 +184,8 @@ def _train_rows(ctx: Ctx, loss_fn: Callable[[], object], opt, max_reps: int = 3)
 def bench_ae_train(ctx: Ctx, preset: str, frames: int | None = None, grad_checkpoint: bool = False) -> dict:
     import torch
 
-    from pvdm_core.losses import l1_loss
-    from pvdm_core.artifacts import build_autoencoder, count_parameters
+    from pvdm_core.artifacts.load import build_autoencoder, count_parameters
+    from pvdm_core.training.losses import l1_loss
 
     cfg = _cfg(preset) if frames is None else _cfg(preset, data__frames=frames)
     torch.manual_seed(0)
@@ -225,7 +225,7 @@ def _diffusion_loss_fn(unet, cfg, batch: int, device):
     """A conditional training loss: every example sees its previous clip's latents (lambda = 1)."""
     import torch
 
-    from pvdm_core.diffusion import NoiseSchedule, diffusion_loss
+    from pvdm_core.diffusion.process import NoiseSchedule, diffusion_loss
 
     schedule = NoiseSchedule.from_config(cfg.diffusion)
     z, z_prev, noise = _latents(cfg, batch, device, 0), _latents(cfg, batch, device, 1), _latents(cfg, batch, device, 2)
@@ -237,7 +237,7 @@ def _diffusion_loss_fn(unet, cfg, batch: int, device):
 def bench_unet_train(ctx: Ctx, size: str) -> dict:
     import torch
 
-    from pvdm_core.artifacts import build_unet, count_parameters
+    from pvdm_core.artifacts.load import build_unet, count_parameters
 
     cfg = _unet_cfg(size)
     torch.manual_seed(0)
@@ -255,7 +255,7 @@ def bench_unet_max_batch(ctx: Ctx, grad_checkpoint: bool, limit: int = 24 * GiB,
     torch.cuda.max_memory_allocated within `limit`; exponential then binary search."""
     import torch
 
-    from pvdm_core.artifacts import build_unet
+    from pvdm_core.artifacts.load import build_unet
 
     if not ctx.cuda:
         return {"skip": "not measured (no GPU)"}
@@ -309,7 +309,7 @@ def bench_unet_max_batch(ctx: Ctx, grad_checkpoint: bool, limit: int = 24 * GiB,
 def _sampling_models(ctx: Ctx, with_ae: bool = True, size: str = "L"):
     import torch
 
-    from pvdm_core.artifacts import build_autoencoder, build_unet
+    from pvdm_core.artifacts.load import build_autoencoder, build_unet
 
     cfg = _unet_cfg(size)
     torch.manual_seed(0)
@@ -341,9 +341,9 @@ def bench_sample(ctx: Ctx, sampler: str, steps: int, size: str = "L", measure_st
     `measure_steps` steps run (after one warm-up step) and the rest is extrapolated."""
     import torch
 
-    from pvdm_core.diffusion import NoiseSchedule
+    from pvdm_core.diffusion.process import NoiseSchedule
+    from pvdm_core.diffusion.samplers import sample as run_sampler
     from pvdm_core.models.autoencoder import Latents
-    from pvdm_core.samplers import sample as run_sampler
 
     cfg, unet, ae = _sampling_models(ctx, size=size)
     schedule = NoiseSchedule.from_config(cfg.diffusion)
@@ -392,7 +392,7 @@ def bench_autoencode(ctx: Ctx, preset: str, what: str) -> dict:
     """AE encode or decode of 16×R² clips (batch 1 on CPU, 8 on GPU), no grad, eval mode."""
     import torch
 
-    from pvdm_core.artifacts import build_autoencoder
+    from pvdm_core.artifacts.load import build_autoencoder
 
     cfg = _cfg(preset)
     ae = build_autoencoder(cfg).to(ctx.device).eval().requires_grad_(False)
@@ -423,7 +423,7 @@ def bench_fvd(ctx: Ctx) -> dict:
     import numpy as np
     import torch
 
-    from pvdm_core.fvd import compute_features, load_i3d
+    from pvdm_core.evaluation.fvd import compute_features, load_i3d
 
     extractor, _ = load_i3d(device=ctx.device)
     b = 16 if ctx.cuda else 1
@@ -544,9 +544,10 @@ def run_row(name: str, device_arg: str, mem_limit: int, threads: int = 0) -> dic
     """Entry point of the per-row process: measure, return the raw result."""
     import torch
 
-    from pvdm_core.device import choose_device
+    from pvdm_core.base.device import choose_device
 
-    import pvdm_core.diffusion, pvdm_core.losses, pvdm_core.fvd, pvdm_core.sample, pvdm_core.train_ae  # noqa: F401, E401
+    import pvdm_core.diffusion.process, pvdm_core.evaluation.fvd, pvdm_core.generate.sample  # noqa: F401, E401
+    import pvdm_core.training.losses, pvdm_core.training.train_ae  # noqa: F401, E401
 
     if threads > 0:
         torch.set_num_threads(threads)

@@ -115,9 +115,9 @@ def planes(x: torch.Tensor, t: int, h: int):
 
 
 def pvdm_ddim(unet, cond, seed: int, steps: int, t: int, h: int, batch: int = 1) -> torch.Tensor:
-    from pvdm_core.diffusion import NoiseSchedule
-    from pvdm_core.planes import FlatNoise
-    from pvdm_core.samplers import sample_ddim
+    from pvdm_core.diffusion.planes import FlatNoise
+    from pvdm_core.diffusion.process import NoiseSchedule
+    from pvdm_core.diffusion.samplers import sample_ddim
 
     noise = FlatNoise(torch.Generator().manual_seed(seed))
     x_T = noise.like(planes(torch.zeros(batch, 4, h * h + 2 * t * h), t, h))
@@ -141,7 +141,7 @@ def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def workloads(rel, tmp: Path, ddim_steps: int):
     """(name, release fn, pvdm fn) triples on full-size models, the pvdm side loaded from `pvdm convert`."""
-    from pvdm_core.artifacts import load_autoencoder, load_diffusion
+    from pvdm_core.artifacts.load import load_autoencoder, load_diffusion
 
     torch.manual_seed(0)
     ae, wrapper = release_ae(rel, FULL_AE), release_unet(rel, FULL_UNET)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from pvdm.config import Config, Overrides, load_config
 from pvdm_core import __version__
-from pvdm_core.errors import BadInputError, ClipTooShortError, MissingWeightsError, PvdmError
+from pvdm_core.base.errors import BadInputError, ClipTooShortError, MissingWeightsError, PvdmError
 
 if TYPE_CHECKING:
     from pvdm.evaluation import fvd, fvd_options

@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Union
 
-from pvdm_core.config import Config
-from pvdm_core.config import load_config as _load_config
+from pvdm_core.base.config import Config
+from pvdm_core.base.config import load_config as _load_config
 
 Overrides = Union[Sequence[str], Mapping[str, Any], None]  # --set lines, or {dotted key: value}
 

@@ -15,11 +15,11 @@ from typing import Any, Union
 
 import numpy as np
 
-from pvdm_core.device import choose_device
-from pvdm_core.errors import BadInputError
-from pvdm_core.fvd import FVDOptions, evaluate_fvd
-from pvdm_core.fvd.named import resolve_options
-from pvdm_core.progress import progress_bar
+from pvdm_core.base.device import choose_device
+from pvdm_core.base.errors import BadInputError
+from pvdm_core.base.progress import progress_bar
+from pvdm_core.evaluation.fvd import FVDOptions, evaluate_fvd
+from pvdm_core.evaluation.fvd.named import resolve_options
 
 Side = Union[str, Path, np.ndarray, Sequence[np.ndarray]]  # a path eval-fvd takes, or uint8 videos
 PATH_OPTIONS = ("save_stats_real", "save_stats_fake", "save_features")

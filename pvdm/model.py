@@ -1,7 +1,7 @@
 """`pvdm.load`: a trained diffusion run (or a converted release checkpoint) as one object that
 samples and extends videos, with the autoencoder it was trained on.
 
-A thin typed layer over the functions `pvdm sample` and `pvdm extend` call (pvdm_core.sample),
+A thin typed layer over the functions `pvdm sample` and `pvdm extend` call (pvdm_core.generate.sample),
 so a video sampled here equals the CLI's with the same options, frame for frame. Videos are
 numpy uint8 arrays (N, T, H, W, 3), as `read_video` returns and `write_video` and `fvd` take;
 latents are `Latents` of float32 CPU tensors in the autoencoder's units.
@@ -18,15 +18,15 @@ import numpy as np
 import torch
 
 from pvdm.config import Overrides, assignments
-from pvdm_core.artifacts import LoadedAE, LoadedDiffusion, load_autoencoder as _load_autoencoder, load_diffusion
-from pvdm_core.config import Config, Sampler, SampleConfig
-from pvdm_core.device import DeviceChoice, choose_device
-from pvdm_core.errors import BadInputError
+from pvdm_core.artifacts.load import LoadedAE, LoadedDiffusion, load_autoencoder as _load_autoencoder, load_diffusion
+from pvdm_core.base.config import Config, Sampler, SampleConfig
+from pvdm_core.base.device import DeviceChoice, choose_device
+from pvdm_core.base.errors import BadInputError
+from pvdm_core.base.progress import progress_bar
 from pvdm_core.models.autoencoder import Latents
-from pvdm_core.progress import progress_bar
-from pvdm_core.sample import (ae_decode, ae_encode, clips_to_sample, extend_frames, extension_input, resolve_classes,
-                              sample_config, sample_into)
-from pvdm_core.video_io import FrameBuffer, to_float, to_uint8
+from pvdm_core.generate.sample import (ae_decode, ae_encode, clips_to_sample, extend_frames, extension_input,
+                                       resolve_classes, sample_config, sample_into)
+from pvdm_core.io.video_io import FrameBuffer, to_float, to_uint8
 
 Classes = Union[str, int, Sequence[Union[str, int]], None]  # names (case-insensitive) or indices
 

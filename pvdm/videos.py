@@ -13,11 +13,11 @@ from typing import Literal
 import numpy as np
 from PIL.Image import Image
 
-from pvdm_core.contact_sheet import SheetRow, render_contact_sheet
+from pvdm_core.base.errors import BadInputError
 from pvdm_core.data.datasets import synthetic_first_seed
 from pvdm_core.data.synthetic import synthetic_frames
-from pvdm_core.errors import BadInputError
-from pvdm_core.video_io import read_video, write_video
+from pvdm_core.io.contact_sheet import SheetRow, render_contact_sheet
+from pvdm_core.io.video_io import read_video, write_video
 
 
 def synthetic(num: int = 1, frames: int = 16, resolution: int = 32, seed: int = 0,

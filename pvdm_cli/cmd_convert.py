@@ -9,7 +9,7 @@ import typer
 
 from pvdm_cli.app import app
 from pvdm_cli.options import JsonOpt, OptPresetOpt, SetOpt, emit, guarded
-from pvdm_core.progress import log
+from pvdm_core.base.progress import log
 
 
 @app.command()
@@ -25,8 +25,8 @@ def convert(
 ) -> None:
     """Convert a checkpoint of the authors' release (github sihyun-yu/PVDM) into a pvdm run that
     `encode`, `sample`, `extend` and the other commands take like a trained one."""
-    from pvdm_core.convert import convert_release
-    from pvdm_core.errors import BadInputError
+    from pvdm_core.artifacts.convert import convert_release
+    from pvdm_core.base.errors import BadInputError
 
     if kind not in ("auto", "autoencoder", "diffusion"):
         raise BadInputError(f"--kind must be auto, autoencoder or diffusion, not {kind!r}")

@@ -28,8 +28,8 @@ def demo(
     preset's step caps are reached sooner and the demo finishes early. Progress goes to stderr;
     the paths of summary.json, contact_sheet.png and the videos (or, with --json, the summary) to stdout.
     """
-    from pvdm_core.demo import DemoOptions, run_demo
-    from pvdm_core.device import choose_device
+    from pvdm_core.base.device import choose_device
+    from pvdm_core.tools.demo.run import DemoOptions, run_demo
 
     choice = choose_device(device)
     summary = run_demo(DemoOptions(out, choice, minutes, preset, set_ or [], num_eval, seed))

@@ -10,7 +10,7 @@ import typer
 
 from pvdm_cli.app import app
 from pvdm_cli.options import AmpOpt, DeviceOpt, JsonOpt, StrictOpt, emit, guarded, model_precision
-from pvdm_core.errors import BadInputError
+from pvdm_core.base.errors import BadInputError
 
 
 @app.command()
@@ -27,12 +27,12 @@ def encode(inputs: Annotated[list[str], typer.Argument(help="Video files, frame 
            workers: Annotated[Optional[int], typer.Option("--workers", help="Processes decoding videos while the device encodes (default: the autoencoder's data.num_workers).")] = None,
            device: DeviceOpt = None, amp: AmpOpt = None, strict: StrictOpt = False, as_json: JsonOpt = False) -> None:
     """Encode videos into the three latent planes (cached input for train-diffusion)."""
-    from pvdm_core import distributed as dist
-    from pvdm_core.artifacts import load_autoencoder
+    from pvdm_core.artifacts.load import load_autoencoder
+    from pvdm_core.base import distributed as dist
+    from pvdm_core.base.device import choose_device
+    from pvdm_core.base.progress import progress_bar
     from pvdm_core.data.labels import label_indices
-    from pvdm_core.device import choose_device
-    from pvdm_core.encode import encode_videos, expand_inputs
-    from pvdm_core.progress import progress_bar
+    from pvdm_core.training.encode import encode_videos, expand_inputs
 
     choice = choose_device(device)
     model = load_autoencoder(ae, choice.device)

@@ -10,7 +10,7 @@ import typer
 
 from pvdm_cli.app import app
 from pvdm_cli.options import DeviceOpt, JsonOpt, emit, guarded
-from pvdm_core.errors import BadInputError
+from pvdm_core.base.errors import BadInputError
 
 SideArg = "A folder of videos/frame folders/.npy/.npz (searched recursively), one video, an (N, T, H, W, 3) uint8 .npy/.npz array, or a statistics file from --save-stats-*."
 Path_ = Optional[Path]
@@ -37,7 +37,7 @@ def _rich_progress(bar):
 
 
 def _print_protocols(as_json: bool) -> None:
-    from pvdm_core.fvd.named import protocol_table
+    from pvdm_core.evaluation.fvd.named import protocol_table
 
     table = protocol_table()
     if as_json:
@@ -94,11 +94,11 @@ def eval_fvd(
         return
     if real is None or fake is None:
         raise BadInputError("eval-fvd needs REAL and FAKE (or --list-protocols)")
-    from pvdm_core import distributed as dist
-    from pvdm_core.device import choose_device
-    from pvdm_core.fvd import evaluate_fvd
-    from pvdm_core.fvd.named import resolve_options
-    from pvdm_core.progress import log, progress_bar
+    from pvdm_core.base import distributed as dist
+    from pvdm_core.base.device import choose_device
+    from pvdm_core.base.progress import log, progress_bar
+    from pvdm_core.evaluation.fvd import evaluate_fvd
+    from pvdm_core.evaluation.fvd.named import resolve_options
 
     named: dict[str, Any] = dict(num_videos=num_videos, frames=frames, stride=stride, clip=clip, fake_clip=fake_clip,
                                  seed=seed, resize=resize, real_split=real_split, runs=runs, run_sets=run_sets, kvd=kvd,

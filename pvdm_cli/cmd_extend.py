@@ -25,10 +25,10 @@ def extend(input_video: Annotated[Path, typer.Argument(help="Video file or frame
            cond_guidance: CondGuidanceOpt = None, compile_: CompileOpt = False, set_: SampleSetOpt = None,
            device: DeviceOpt = None, amp: AmpOpt = None, as_json: JsonOpt = False) -> None:
     """Continue a real video: encode its last T frames and generate F new frames after them."""
-    from pvdm_core.artifacts import load_diffusion
-    from pvdm_core.device import choose_device
-    from pvdm_core.progress import progress_bar
-    from pvdm_core.sample import class_report, clips_to_sample, extend_video, resolve_classes, sample_config
+    from pvdm_core.artifacts.load import load_diffusion
+    from pvdm_core.base.device import choose_device
+    from pvdm_core.base.progress import progress_bar
+    from pvdm_core.generate.sample import class_report, clips_to_sample, extend_video, resolve_classes, sample_config
 
     choice = choose_device(device)
     loaded = load_diffusion(model, choice.device, ema)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pvdm_cli.app import app
 from pvdm_cli.options import ConfigOpt, DeviceOpt, JsonOpt, OptPresetOpt, SetOpt, emit, guarded
-from pvdm_core.config import load_config
+from pvdm_core.base.config import load_config
 
 
 @app.command()
@@ -12,7 +12,7 @@ from pvdm_core.config import load_config
 def info(preset: OptPresetOpt = None, config: ConfigOpt = None, set_: SetOpt = None,
          device: DeviceOpt = None, as_json: JsonOpt = False) -> None:
     """Device chosen and why, versions, AMP dtype, weight locations; model sizes of a preset."""
-    from pvdm_core.info import environment_info, model_sizes
+    from pvdm_core.tools.info import environment_info, model_sizes
 
     result = environment_info(device)
     if preset is not None or config is not None:

@@ -28,9 +28,9 @@ def plan(preset: PresetOpt = "tiny", config: ConfigOpt = None, set_: SetOpt = No
     global batch in GPU memory, with the predicted peak memory and step time. The peak comes from
     one real training step (forward, backward, AdamW) run on fake tensors: nothing is allocated,
     and no GPU is needed. Takes seconds per setting tried (about 4 minutes for the 256^2 presets)."""
-    from pvdm_core.config import load_config
-    from pvdm_core.errors import BadInputError
-    from pvdm_core.memory_plan import GPU, STAGES, plan_training
+    from pvdm_core.base.config import load_config
+    from pvdm_core.base.errors import BadInputError
+    from pvdm_core.training.memory_plan import GPU, STAGES, plan_training
 
     if stage is not None and stage not in STAGES:
         raise BadInputError(f"--stage must be one of {', '.join(STAGES)}, got {stage!r}")

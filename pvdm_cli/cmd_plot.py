@@ -25,7 +25,7 @@ def plot(
     Example: pvdm plot runs/ae runs/ae-lr2e-3 -o curves.png
     """
     # (the docstring's \[ keeps Typer's rich markup from eating "[plot]")
-    from pvdm_core.plot import plot_runs
+    from pvdm_core.io.plot import plot_runs
 
     result = plot_runs(runs, output)
     emit(result, as_json, [result["plot"]])

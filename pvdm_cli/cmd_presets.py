@@ -9,8 +9,8 @@ from rich.table import Table
 
 from pvdm_cli.app import app
 from pvdm_cli.options import ConfigOpt, JsonOpt, SetOpt, emit, guarded
-from pvdm_core.config import load_config, preset_names
-from pvdm_core.progress import console
+from pvdm_core.base.config import load_config, preset_names
+from pvdm_core.base.progress import console
 
 presets_app = typer.Typer(help="List presets, or show one resolved.", invoke_without_command=True)
 app.add_typer(presets_app, name="presets")

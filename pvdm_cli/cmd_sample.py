@@ -27,11 +27,11 @@ def sample(output: Annotated[Path, typer.Option("-o", "--output", help="out.mp4,
            compile_: CompileOpt = False, set_: SampleSetOpt = None, device: DeviceOpt = None, amp: AmpOpt = None,
            as_json: JsonOpt = False) -> None:
     """Generate videos of any length from a trained diffusion model (of given classes, with guidance)."""
-    from pvdm_core import distributed as dist
-    from pvdm_core.artifacts import load_diffusion
-    from pvdm_core.device import choose_device
-    from pvdm_core.progress import progress_bar
-    from pvdm_core.sample import class_report, clips_to_sample, resolve_classes, sample_config, sample_videos
+    from pvdm_core.artifacts.load import load_diffusion
+    from pvdm_core.base import distributed as dist
+    from pvdm_core.base.device import choose_device
+    from pvdm_core.base.progress import progress_bar
+    from pvdm_core.generate.sample import class_report, clips_to_sample, resolve_classes, sample_config, sample_videos
 
     choice = choose_device(device)
     loaded = load_diffusion(model, choice.device, ema, ae)

@@ -9,9 +9,9 @@ import typer
 
 from pvdm_cli.app import app
 from pvdm_cli.options import ConfigOpt, JsonOpt, OptPresetOpt, SeedOpt, SetOpt, emit, guarded
-from pvdm_core.config import load_config
-from pvdm_core.errors import BadInputError
-from pvdm_core.progress import progress_bar
+from pvdm_core.base.config import load_config
+from pvdm_core.base.errors import BadInputError
+from pvdm_core.base.progress import progress_bar
 
 
 @app.command()

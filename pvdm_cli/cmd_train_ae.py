@@ -22,8 +22,8 @@ def train_ae(preset: PresetOpt = "tiny", data: DataOpt = None, out: OutDirOpt = 
              vgg_weights: VggOpt = None, config: ConfigOpt = None, set_: SetOpt = None, device: DeviceOpt = None,
              seed: SeedOpt = None, strict: StrictOpt = False, as_json: JsonOpt = False) -> None:
     """Train the projected autoencoder (stage 1). Prints the final checkpoint path."""
-    from pvdm_core import distributed as dist
-    from pvdm_core.train_ae import AETrainOptions, train_autoencoder
+    from pvdm_core.base import distributed as dist
+    from pvdm_core.training.train_ae import AETrainOptions, train_autoencoder
 
     cfg, choice = training_setup(preset, config, set_, seed, data, "ae_train", steps, batch_size, device)
     run_dir = training_run_dir(out, resume, cfg, "train-ae")

@@ -24,10 +24,10 @@ def train_diffusion(ae: AEOpt, preset: PresetOpt = "tiny", latents: LatentsOpt =
                     set_: SetOpt = None, device: DeviceOpt = None, seed: SeedOpt = None, strict: StrictOpt = False,
                     as_json: JsonOpt = False) -> None:
     """Train the latent diffusion UNet (stage 2), jointly unconditional and conditioned on the previous clip."""
-    from pvdm_core import distributed as dist
-    from pvdm_core.artifacts import load_autoencoder
-    from pvdm_core.config import given_keys
-    from pvdm_core.train_diffusion import DiffusionTrainOptions, adopt_autoencoder, train_diffusion as run
+    from pvdm_core.artifacts.load import load_autoencoder
+    from pvdm_core.base import distributed as dist
+    from pvdm_core.base.config import given_keys
+    from pvdm_core.training.train_diffusion import DiffusionTrainOptions, adopt_autoencoder, train_diffusion as run
 
     cfg, choice = training_setup(preset, config, set_, seed, data, "diffusion_train", steps, batch_size, device)
     loaded = load_autoencoder(ae, choice.device)

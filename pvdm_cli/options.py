@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from pvdm_core.config import override_config, resolve_config
-from pvdm_core.errors import BadInputError, PvdmError
-from pvdm_core.runs import dumps
+from pvdm_core.base.config import override_config, resolve_config
+from pvdm_core.base.errors import BadInputError, PvdmError
+from pvdm_core.io.runs import dumps
 
 if TYPE_CHECKING:  # torch stays unloaded until a command runs: `pvdm --help` is instant
-    from pvdm_core.config import Config
-    from pvdm_core.device import DeviceChoice
+    from pvdm_core.base.config import Config
+    from pvdm_core.base.device import DeviceChoice
 
 PresetOpt = Annotated[str, typer.Option("--preset", "-p", help="Preset name (see `pvdm presets`).")]
 OptPresetOpt = Annotated[Optional[str], typer.Option("--preset", "-p", help="Preset name (see `pvdm presets`).")]
@@ -63,7 +63,7 @@ def guarded(fn):
 
 def model_precision(choice: DeviceChoice, cfg: Config, amp: Optional[str]) -> DeviceChoice:
     """The device with the precision of --amp, else of the model's run.amp (checked like --set)."""
-    from pvdm_core.device import with_amp
+    from pvdm_core.base.device import with_amp
 
     return with_amp(choice, override_config(cfg, [f"run.amp={amp}"] if amp else [], ("run.amp",)).run.amp)
 
@@ -93,8 +93,8 @@ def training_setup(preset: str, config: Optional[Path], set_: Optional[list[str]
                    device: Optional[str]) -> tuple[Config, DeviceChoice]:
     """The resolved config (preset < --config < --set < --seed, --steps, --batch-size of
     `section`), the device, and the process group under torchrun."""
-    from pvdm_core import distributed as dist
-    from pvdm_core.device import choose_device
+    from pvdm_core.base import distributed as dist
+    from pvdm_core.base.device import choose_device
 
     sets = (set_ or []) + ([f"run.seed={seed}"] if seed is not None else [])
     cfg = resolve_config(preset, config, sets, data=data, section=section, steps=steps, batch_size=batch_size)
@@ -105,8 +105,8 @@ def training_setup(preset: str, config: Optional[Path], set_: Optional[list[str]
 
 def training_run_dir(out: Optional[Path], resume: bool, cfg: Config, command: str) -> Path:
     """--out (or a new runs/<preset>-<command>-<time>), holding the resolved config.yaml."""
-    from pvdm_core import distributed as dist
-    from pvdm_core.runs import prepare_run_dir
+    from pvdm_core.base import distributed as dist
+    from pvdm_core.io.runs import prepare_run_dir
 
     if resume and (out is None or not (out / "latest").is_file()):
         raise BadInputError("--resume needs --out pointing at a run folder with a checkpoint")

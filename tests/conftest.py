@@ -63,7 +63,7 @@ def cpu_unless_marked_gpu(request, monkeypatch):
     would pick CUDA): torch sees no CUDA or MPS device here or in subprocesses, except in tests
     marked `gpu` (deselected by default, `pytest -m gpu`)."""
     if request.node.get_closest_marker("gpu") is None:
-        from pvdm_core import device
+        from pvdm_core.base import device
 
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
         monkeypatch.setattr(torch.cuda, "is_available", lambda: False)

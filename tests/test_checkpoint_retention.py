@@ -4,9 +4,9 @@ import os
 
 from torch import nn
 
-from pvdm_core.checkpoint import LATEST, prune_checkpoints
-from pvdm_core.config import load_config
-from pvdm_core.training import TrainState
+from pvdm_core.base.config import load_config
+from pvdm_core.io.checkpoint import LATEST, prune_checkpoints
+from pvdm_core.training.toolbox import TrainState
 
 
 def _names(run_dir):

@@ -10,14 +10,14 @@ import pytest
 import torch
 
 from helpers import SMALL
-from pvdm_core.checkpoint import load_checkpoint
+from pvdm_core.base.errors import BadInputError
 from pvdm_core.data.labels import UCF101_CLASSES, label_indices, sort_classes
 from pvdm_core.data.synthetic import SHAPES, _render, contrasting, synthetic_main_shape, synthetic_video
-from pvdm_core.diffusion import draw_label_drop
-from pvdm_core.errors import BadInputError
+from pvdm_core.diffusion.process import draw_label_drop
+from pvdm_core.generate.sample import guided
+from pvdm_core.io.checkpoint import load_checkpoint
+from pvdm_core.io.video_io import read_video
 from pvdm_core.models.autoencoder import Latents
-from pvdm_core.sample import guided
-from pvdm_core.video_io import read_video
 from test_unet import TINY_PRESET, make_unet, planes
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -61,7 +61,7 @@ def test_missing_inputs_exit_2(cli, tmp_path):
 
 
 def test_log_lines_drop_markup_when_piped(capsys):
-    from pvdm_core.progress import log
+    from pvdm_core.base.progress import log
 
     log("[yellow]warning: latents [1, 2] hold no pairs[/]")
     assert capsys.readouterr().err == "warning: latents [1, 2] hold no pairs\n"

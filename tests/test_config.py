@@ -1,8 +1,8 @@
 import pytest
 import yaml
 
-from pvdm_core.config import config_hash, given_keys, load_config, parse_set, preset_names, resolve_config
-from pvdm_core.errors import BadInputError
+from pvdm_core.base.config import config_hash, given_keys, load_config, parse_set, preset_names, resolve_config
+from pvdm_core.base.errors import BadInputError
 
 
 def test_presets_listed_and_load():
@@ -94,7 +94,7 @@ def test_data_shortcut_and_roundtrip():
 
 
 def test_every_preset_batch_splits_into_micro_batches():
-    from pvdm_core.training import micro_batches
+    from pvdm_core.training.toolbox import micro_batches
 
     for name in preset_names():
         cfg = load_config(name)

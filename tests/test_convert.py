@@ -12,14 +12,14 @@ import math
 import pytest
 import torch
 
-from pvdm_core.artifacts import count_parameters, load_autoencoder, load_diffusion
-from pvdm_core.config import load_config
-from pvdm_core.convert import convert_autoencoder, convert_unet
-from pvdm_core.diffusion import NoiseSchedule
-from pvdm_core.errors import BadInputError
+from pvdm_core.artifacts.convert import convert_autoencoder, convert_unet
+from pvdm_core.artifacts.load import count_parameters, load_autoencoder, load_diffusion
+from pvdm_core.base.config import load_config
+from pvdm_core.base.errors import BadInputError
+from pvdm_core.diffusion.planes import FlatNoise
+from pvdm_core.diffusion.process import NoiseSchedule
+from pvdm_core.diffusion.samplers import sample_ddim
 from pvdm_core.models.autoencoder import Latents
-from pvdm_core.planes import FlatNoise
-from pvdm_core.samplers import sample_ddim
 from release_files import (GOLDEN, SMALL_AE_SETS, SMALL_UNET_SETS, manifest, synthetic_release_state,
                            write_release_file)
 

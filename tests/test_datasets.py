@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from pvdm_core.config import DataConfig
+from pvdm_core.base.config import DataConfig
+from pvdm_core.base.errors import BadInputError
 from pvdm_core.data.datasets import build_dataset
 from pvdm_core.data.synthetic import synthetic_video, write_synthetic_videos
-from pvdm_core.errors import BadInputError
-from pvdm_core.video_io import write_video
+from pvdm_core.io.video_io import write_video
 
 
 def test_synthetic_is_deterministic_and_structured():
@@ -88,10 +88,10 @@ def test_sky_and_ucf_layouts(tmp_path):
 
 def _long_video_run(tmp_path, monkeypatch, out: str) -> list[int]:
     """A tiny train-ae on two long videos (one train, one test); the train clip starts it read."""
-    from pvdm_core.config import load_config
+    from pvdm_core.base.config import load_config
+    from pvdm_core.base.device import choose_device
     from pvdm_core.data import datasets
-    from pvdm_core.device import choose_device
-    from pvdm_core.train_ae import AETrainOptions, train_autoencoder
+    from pvdm_core.training.train_ae import AETrainOptions, train_autoencoder
 
     for split, seed in (("train", 0), ("test", 1)):
         write_synthetic_videos(tmp_path / "vids" / split, 1, 40, 16, first_seed=seed, fmt="frames")
@@ -122,7 +122,7 @@ def test_training_clip_of_a_long_video_moves_with_the_epoch(tmp_path, monkeypatc
 
 
 def test_clip_window_is_a_function_of_index_and_epoch(tmp_path):
-    from pvdm_core.training import StepBatchSampler
+    from pvdm_core.training.toolbox import StepBatchSampler
 
     root = _folder(tmp_path, 3)
     cfg = DataConfig(dataset="folder", root=str(root), resolution=16, frames=4, test_fraction=0.0)

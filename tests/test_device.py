@@ -3,8 +3,8 @@ import os
 import pytest
 import torch
 
-from pvdm_core import device as dev
-from pvdm_core.errors import BadInputError
+from pvdm_core.base import device as dev
+from pvdm_core.base.errors import BadInputError
 
 
 def test_auto_prefers_cuda_then_mps_then_cpu(monkeypatch):

@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 import torch
 
-from pvdm_core.config import DiffusionConfig, UNetConfig
-from pvdm_core.diffusion import (NoiseSchedule, diffusion_loss, draw_cond_mask, draw_timesteps, eps_from_v,
-                                 linear_schedule, q_sample, v_target)
-from pvdm_core.errors import BadInputError
-from pvdm_core.planes import plane_map, plane_mse, plane_randn_like, plane_std, scale_planes
-from pvdm_core.samplers import (ddim_step, ddim_timesteps, ddpm_step, dpm_timesteps, predict_x0, sample, sample_ddim,
-                                sample_ddpm, sample_dpmpp_2m)
+from pvdm_core.base.config import DiffusionConfig, UNetConfig
+from pvdm_core.diffusion.process import (NoiseSchedule, diffusion_loss, draw_cond_mask, draw_timesteps, eps_from_v,
+                                         linear_schedule, q_sample, v_target)
+from pvdm_core.base.errors import BadInputError
+from pvdm_core.diffusion.planes import plane_map, plane_mse, plane_randn_like, plane_std, scale_planes
+from pvdm_core.diffusion.samplers import (ddim_step, ddim_timesteps, ddpm_step, dpm_timesteps, predict_x0, sample,
+                                          sample_ddim, sample_ddpm, sample_dpmpp_2m)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

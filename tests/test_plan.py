@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from pvdm_core.config import load_config
-from pvdm_core.memory_plan import GPU, GiB, StagePlanner, plan_training
-from pvdm_core.step_cost import LiveBytes, StepCost, fake_step_cost
+from pvdm_core.base.config import load_config
+from pvdm_core.training.memory_plan import GPU, GiB, StagePlanner, plan_training
+from pvdm_core.training.step_cost import LiveBytes, StepCost, fake_step_cost
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from pvdm_core.plot import load_run, run_names
+from pvdm_core.io.plot import load_run, run_names
 
 
 def write_run(run, records, config: str | None = None):

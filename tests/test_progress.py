@@ -7,8 +7,8 @@ import re
 import pytest
 
 from helpers import SMALL
-from pvdm_core import progress
-from pvdm_core.progress import LineProgress, format_duration, progress_bar
+from pvdm_core.base import progress
+from pvdm_core.base.progress import LineProgress, format_duration, progress_bar
 
 STAMP = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d "
 
@@ -71,7 +71,7 @@ def test_train_ae_off_a_terminal_prints_step_loss_eta_eval_and_checkpoint_lines(
 
 
 def test_resumed_run_lines_show_the_last_held_out_scores(tmp_path, off_terminal, capsys):
-    from pvdm_core.reporting import RunReporter
+    from pvdm_core.training.reporting import RunReporter
 
     (tmp_path / "metrics.jsonl").write_text('{"step": 10, "split": "test", "psnr": 17.25, "ssim": 0.3}\n'
                                             '{"step": 30, "split": "test", "psnr": 99.0, "ssim": 0.9}\n')

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from pvdm_core.planes import FlatNoise
-from pvdm_core.sample import noise_source
+from pvdm_core.diffusion.planes import FlatNoise
+from pvdm_core.generate.sample import noise_source
 
 
 class _FakeGenerator:

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from helpers import SMALL as BASE
-from pvdm_core.checkpoint import load_checkpoint
+from pvdm_core.io.checkpoint import load_checkpoint
 
 SMALL = BASE + ["--set", "data.synthetic_test=2", "--set", "ae_train.eval_every=100", "--batch-size", "4"]
 

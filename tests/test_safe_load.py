@@ -1,5 +1,5 @@
 """Every command that reads a checkpoint refuses one whose pickle needs code, in one line,
-without running it (pvdm_core.checkpoint.load_tensors)."""
+without running it (pvdm_core.io.checkpoint.load_tensors)."""
 
 import os
 import pickle
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from pvdm_core.video_io import write_video
+from pvdm_core.io.video_io import write_video
 
 
 class _Evil:

@@ -10,8 +10,8 @@ import pytest
 
 from helpers import SMALL
 from pvdm_core.data.synthetic import synthetic_video
-from pvdm_core.reporting import RunReporter
-from pvdm_core.video_io import to_uint8, write_video
+from pvdm_core.io.video_io import to_uint8, write_video
+from pvdm_core.training.reporting import RunReporter
 
 pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402

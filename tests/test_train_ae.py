@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from helpers import SMALL as BASE
-from pvdm_core.checkpoint import load_checkpoint
-from pvdm_core.gan import GanGuard, Verdict
+from pvdm_core.io.checkpoint import load_checkpoint
+from pvdm_core.training.gan import GanGuard, Verdict
 
 SMALL = BASE + ["--set", "data.synthetic_train=32"]
 

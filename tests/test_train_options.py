@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from pvdm_core.config import load_config
+from pvdm_core.base.config import load_config
 from helpers import SMALL
-from pvdm_core.training import lr_factor
+from pvdm_core.training.toolbox import lr_factor
 
 
 def test_warmup_then_cosine():

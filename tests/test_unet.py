@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from pvdm_core.config import UNetConfig, load_config
-from pvdm_core.errors import BadInputError
-from pvdm_core.artifacts import count_parameters, joint_attention_parameters
+from pvdm_core.artifacts.load import count_parameters, joint_attention_parameters
+from pvdm_core.base.config import UNetConfig, load_config
+from pvdm_core.base.errors import BadInputError
 from pvdm_core.models.unet import TriplaneUNet
 
 

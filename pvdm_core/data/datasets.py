@@ -15,10 +15,10 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from pvdm_core.config import DataConfig
+from pvdm_core.base.config import DataConfig
+from pvdm_core.base.errors import BadInputError
 from pvdm_core.data.synthetic import SyntheticVideoDataset
-from pvdm_core.errors import BadInputError
-from pvdm_core.video_io import count_frames, find_videos, load_clip, unit_range
+from pvdm_core.io.video_io import count_frames, find_videos, load_clip, unit_range
 
 SYNTHETIC_TEST_OFFSET = 1_000_000  # test seeds start here: never overlap the train seeds
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from pvdm_core.base.errors import BadInputError
 from pvdm_core.data.synthetic import SHAPES, synthetic_main_shape
-from pvdm_core.errors import BadInputError
 
 # UCF-101's classInd.txt, index 1..101 -> 0..100. Its order is case-insensitive alphabetical
 # (Hammering before HammerThrow, JumpingJack before JumpRope), which plain sorted() is not.

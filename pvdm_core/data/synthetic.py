@@ -137,7 +137,7 @@ def synthetic_video(seed: int, frames: int, resolution: int, single_shape: bool 
 
 def synthetic_frames(seed: int, frames: int, resolution: int, single_shape: bool = False) -> np.ndarray:
     """synthetic_video as uint8 frames (T, R, R, 3), as written to disk."""
-    from pvdm_core.video_io import to_uint8
+    from pvdm_core.io.video_io import to_uint8
 
     return to_uint8(synthetic_video(seed, frames, resolution, single_shape))
 
@@ -173,8 +173,8 @@ def write_synthetic_videos(out_dir: Path, num: int, frames: int, resolution: int
     name `synthetic_<seed>` keeps the seed, from which the class label follows. The class-labelled
     set (`single_shape`) also gets labels.json (file name -> class name), so anyone can score
     samples per class without pvdm."""
-    from pvdm_core.atomic import write_text_atomic
-    from pvdm_core.video_io import write_video
+    from pvdm_core.base.atomic import write_text_atomic
+    from pvdm_core.io.video_io import write_video
 
     out_dir.mkdir(parents=True, exist_ok=True)
     suffix = "" if fmt == "frames" else f".{fmt}"

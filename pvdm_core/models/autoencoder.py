@@ -32,8 +32,8 @@ from einops import rearrange, repeat
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from pvdm_core.config import AEConfig
-from pvdm_core.errors import BadInputError
+from pvdm_core.base.config import AEConfig
+from pvdm_core.base.errors import BadInputError
 
 # CUDA attention kernels put the batch on a launch-grid axis limited to 65535 rows, which time
 # attention over every spatial position of a large batch can exceed; bigger batches are chunked.

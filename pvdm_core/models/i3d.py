@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pvdm_core.errors import BadInputError
+from pvdm_core.base.errors import BadInputError
 
 NUM_CLASSES = 400
 MIN_FRAMES = 9  # T=8 shrinks to one step before the final 2-frame average pool

@@ -37,8 +37,8 @@ from einops import rearrange
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from pvdm_core.config import UNetConfig
-from pvdm_core.errors import BadInputError
+from pvdm_core.base.config import UNetConfig
+from pvdm_core.base.errors import BadInputError
 
 GROUPS = 32  # GroupNorm groups, as in ADM/LDM
 
