@@ -1,5 +1,6 @@
-"""The package structure: no import circles in pvdm_core/pvdm_cli/pvdm, the front ends (the CLI,
-the Python API) over the core and never the other way, and every entry point gives the whole CLI."""
+"""The package structure: no import circles in pvdm_core/pvdm_cli/pvdm, pvdm_core's layers
+(LAYERS) imported only downwards, the front ends (the CLI, the Python API) over the core and never
+the other way, pyproject shipping every package, and every entry point gives the whole CLI."""
 
 from __future__ import annotations
 
@@ -13,6 +14,20 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("pvdm_core", "pvdm_cli", "pvdm")
+# pvdm_core's layers, lowest first: a module may import its own layer and those before it, never
+# one after it. Every pvdm_core module belongs to one layer (the package itself, pvdm_core, holds
+# only the version and counts as the lowest).
+LAYERS = (
+    ("pvdm_core.base",),
+    ("pvdm_core.models", "pvdm_core.diffusion"),
+    ("pvdm_core.io",),
+    ("pvdm_core.data",),
+    ("pvdm_core.artifacts",),
+    ("pvdm_core.generate",),
+    ("pvdm_core.evaluation",),
+    ("pvdm_core.training",),
+    ("pvdm_core.tools",),
+)
 COMMANDS = ("presets", "info", "plan", "synth", "train-ae", "encode", "train-diffusion", "sample", "extend", "eval-fvd",
             "convert", "plot", "demo")
 
@@ -82,6 +97,54 @@ def test_front_ends_sit_on_the_core():
         package = name.split(".")[0]
         wrong += [f"{name} -> {dep}" for dep in sorted(imports_of(path, modules)) if dep.split(".")[0] not in allowed[package]]
     assert "pvdm.model" in modules and not wrong, wrong
+
+
+def core_modules() -> dict[str, Path]:
+    return {name: path for name, path in module_files().items() if name.split(".")[0] == "pvdm_core"}
+
+
+def layer_of(module: str, layers=LAYERS) -> int:
+    """The index of `module`'s layer in `layers` (pvdm_core itself: 0)."""
+    if module == "pvdm_core":
+        return 0
+    found = [i for i, layer in enumerate(layers) for pkg in layer if module == pkg or module.startswith(pkg + ".")]
+    assert len(found) == 1, f"{module} is in {len(found)} layers of tests/test_imports.py's LAYERS, not 1"
+    return found[0]
+
+
+def upward_imports(graph: dict[str, set[str]], layers=LAYERS) -> list[str]:
+    """'a -> b' for every import in `graph` (module -> the pvdm_core modules it imports) of a
+    module `b` from a lower layer's `a`."""
+    return [f"{name} -> {dep}" for name in sorted(graph) for dep in sorted(graph[name])
+            if layer_of(dep, layers) > layer_of(name, layers)]
+
+
+def test_core_layers_import_only_downwards():
+    modules = core_modules()
+    graph = {name: imports_of(path, modules) for name, path in modules.items()}
+    assert "pvdm_core.artifacts.load" in graph["pvdm_core.training.memory_plan"]  # a function-level import, seen
+    for name in graph:
+        layer_of(name)  # every module has one layer
+    assert upward_imports(graph) == []
+
+
+def test_upward_imports_catches_a_planted_one(tmp_path):
+    planted = tmp_path / "planted.py"
+    planted.write_text("from pvdm_core.base.errors import PvdmError\n\n\n"
+                       "def late():\n    from pvdm_core.training import toolbox\n")
+    graph = {"pvdm_core.base.planted": imports_of(planted, core_modules())}
+    assert graph["pvdm_core.base.planted"] == {"pvdm_core.base.errors", "pvdm_core.training.toolbox"}
+    assert upward_imports(graph) == ["pvdm_core.base.planted -> pvdm_core.training.toolbox"]
+    assert upward_imports({"pvdm_core.training.planted": graph["pvdm_core.base.planted"]}) == []
+    with pytest.raises(AssertionError, match="in 0 layers"):
+        layer_of("pvdm_core.unlayered")
+
+
+def test_pyproject_ships_every_package():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {name for name, path in module_files().items() if path.name == "__init__.py"}
+    assert on_disk <= listed, sorted(on_disk - listed)
 
 
 def test_find_cycle_sees_function_level_circles():
