@@ -48,8 +48,7 @@ AE_FRAMES = {"ae16": 16, "ae8": 8}
 
 
 def release_step(release: Path, model: str, mode: str) -> Callable[[], object]:
-    sys.path.insert(0, str(HERE))
-    from vs_release import FULL_AE, FULL_UNET, import_release
+    from release_code import FULL_AE, FULL_UNET, import_release
 
     rel = import_release(release)
     g = torch.Generator().manual_seed(1)

@@ -5,8 +5,7 @@
     python benchmarks/vs_release.py --release PATH --speed [--threads 2] [--rounds 2] [--only ROW,ROW]
 
 PATH is a checkout of github sihyun-yu/PVDM (commit 793172f); its modules are imported from
-there, none of its code is copied here. Modules the release imports but the compared code never
-calls (tqdm's bar, torchvision's make_grid) are stubbed when they are not installed.
+there (release_code.py), none of its code is copied here.
 
 With the release's own random initialisation at full size (ViTAutoencoder 16x256^2, UNet base 256)
 it saves the models the way the release saves them (`torch.save(module.state_dict())`), runs
@@ -28,14 +27,12 @@ seeded inputs), the facts the CI tests check pvdm against without the release's 
 from __future__ import annotations
 
 import argparse
-import importlib.machinery
 import json
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import types
 from pathlib import Path
 
 import torch
@@ -45,38 +42,15 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(HERE))
+from release_code import FULL_AE, FULL_UNET, import_release  # noqa: E402
 from release_files import GOLDEN, MANIFEST, SMALL_AE, SMALL_UNET, synthetic_release_state  # noqa: E402
 from reporting import matmul_gflops, replace_section  # noqa: E402
 
-FULL_AE = {"embed_dim": 4, "ddconfig": {"channels": 384, "resolution": 256, "timesteps": 16, "splits": 1}}
-FULL_UNET = {"image_size": 32, "in_channels": 4, "out_channels": 4, "model_channels": 256,
-             "attention_resolutions": [4, 2, 1], "num_res_blocks": 2, "channel_mult": [1, 2, 4, 4], "num_heads": 8,
-             "use_scale_shift_norm": True, "resblock_updown": True, "cond_model": True}
 SECTION = "## Same weights, same outputs: pvdm vs the release"
 SPEED_SECTION = "## Speed: pvdm vs the release, side by side"
 
 
-# --- the release's code, imported from its checkout ----------------------------------------
-
-
-def import_release(path: Path) -> types.SimpleNamespace:
-    for name in ("tqdm", "torchvision", "torchvision.utils"):
-        try:
-            __import__(name)
-        except ImportError:  # imported by losses/ddpm.py, never called on the compared paths
-            stub = types.ModuleType(name)
-            stub.__spec__ = importlib.machinery.ModuleSpec(name, None)  # torch._dynamo looks modules up
-            stub.tqdm = lambda it, *a, **k: it
-            stub.make_grid = None
-            stub.utils = stub
-            sys.modules[name] = stub
-    sys.path.insert(0, str(path))
-    from losses.ddpm import DDPM
-    from models.autoencoder.autoencoder_vit import ViTAutoencoder
-    from models.ddpm.unet import DiffusionWrapper, UNetModel
-
-    return types.SimpleNamespace(DDPM=DDPM, ViTAutoencoder=ViTAutoencoder, UNetModel=UNetModel,
-                                 DiffusionWrapper=DiffusionWrapper)
+# --- the release's models (release_code.py imports its code) --------------------------------
 
 
 def release_ae(rel, spec: dict):
