@@ -1,6 +1,7 @@
 """The package structure: no import circles in pvdm_core/pvdm_cli/pvdm, pvdm_core's layers
 (LAYERS) imported only downwards, the front ends (the CLI, the Python API) over the core and never
-the other way, pyproject shipping every package, and every entry point gives the whole CLI."""
+the other way, pyproject shipping every package, no import circles among the benchmarks, and every
+entry point gives the whole CLI."""
 
 from __future__ import annotations
 
@@ -145,6 +146,29 @@ def test_pyproject_ships_every_package():
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     on_disk = {name for name, path in module_files().items() if path.name == "__init__.py"}
     assert on_disk <= listed, sorted(on_disk - listed)
+
+
+def benchmark_imports() -> dict[str, set[str]]:
+    """benchmarks/NAME.py -> the other benchmarks it imports anywhere. The scripts put their folder
+    on sys.path and import each other as top-level modules (`import X`, `from X import ...`)."""
+    files = sorted((ROOT / "benchmarks").glob("*.py"))
+    names = {path.stem for path in files}
+    graph = {}
+    for path in files:
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module.split(".")[0])
+        graph[path.stem] = (found & names) - {path.stem}
+    return graph
+
+
+def test_benchmarks_have_no_import_circles():
+    graph = benchmark_imports()
+    assert {"release_code", "release_speed"} <= graph["vs_release"]  # the second inside main(): seen
+    assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
 
 
 def test_find_cycle_sees_function_level_circles():
