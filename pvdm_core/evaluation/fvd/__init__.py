@@ -3,8 +3,8 @@
 Pipeline: a side (folder, video, array or statistics file; `sources`) -> one uint8 clip per
 video, decoded in DataLoader workers (`clips`, `arrays`) -> `preprocess_for_i3d` and I3D
 Kinetics-400 logits averaged over time (`features`, `detector`; the network is
-`pvdm_core.models.i3d`, its weights `pvdm_core.evaluation.metrics.i3d_weights`), per-rank rounds under
-torchrun (`collect`) -> `FeatureStats`, mean and covariance streamed in float64 (`stats`)
+`pvdm_core.models.i3d`, its weights `pvdm_core.evaluation.metrics.i3d_weights`), per-rank
+rounds under torchrun (`collect`) -> `FeatureStats`, mean and covariance streamed in float64 (`stats`)
 -> `frechet_distance` / `kernel_video_distance` (`distance`). `evaluate.evaluate_fvd` drives
 it for `pvdm eval-fvd`, several fake sets with `runs`; `protocol` names the settings that make
 two statistics comparable; `named` the published protocols (fvd2048_16f, ...) with their
