@@ -105,7 +105,7 @@ def sampling_precision(ctx: Ctx) -> dict:
     videos = {}
     for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
         choice = DeviceChoice(dev, name, dtype, False)
-        z = sample_clip(model, None, noise_source(list(range(4)), "per-video"), model.cfg.sample, choice, batch=4)
+        z = sample_clip(model, None, noise_source(list(range(4)), "per-video", dev), model.cfg.sample, choice, batch=4)
         videos[name] = decode(model, z, choice).clamp(-1, 1).cpu()
     diff = (videos["fp32"] - videos["bf16"]).abs()
     mse = float((diff**2).mean())
@@ -196,10 +196,10 @@ def sample_256(ctx: Ctx) -> dict:
     model = LoadedDiffusion(unet, ae, cfg, NoiseSchedule.from_config(cfg.diffusion), "random", (1.0, 1.0, 1.0))
 
     def one() -> None:
-        decode(model, sample_clip(model, None, noise_source([0], "per-video"), cfg.sample, choice, batch=1), choice)
+        decode(model, sample_clip(model, None, noise_source([0], "per-video", choice.device), cfg.sample, choice, batch=1), choice)
 
     warm_up = dataclasses.replace(cfg.sample, steps=2)  # cuDNN autotuning and allocator, not timed
-    sample_clip(model, None, noise_source([0], "per-video"), warm_up, choice, batch=1)
+    sample_clip(model, None, noise_source([0], "per-video", choice.device), warm_up, choice, batch=1)
     seconds, peak = peak_of(ctx, one)
     return {"preset": cfg.preset, "steps": cfg.sample.steps, "seconds": round(seconds, 2), "peak_gib": round(peak, 3),
             "amp": str(choice.amp_dtype)}
