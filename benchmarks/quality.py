@@ -44,6 +44,53 @@ UNTRAINED_RUN_S = 25  # the step-0 diffusion run encodes the training split once
 AE_SHARE = 0.4  # of the training budget; the diffusion model gets the rest
 
 
+def section_lines(args: argparse.Namespace, started: dt.datetime, summary: dict, rows: list[tuple[str, float, str]],
+                  fvd_generated: dict, loads: tuple[str, str]) -> list[str]:
+    """The Quality section of RESULTS.md for one run (summary: what quality.json holds)."""
+    from pvdm_core.base.config import load_config
+
+    ae, dm, total, t_train, psnr = summary["ae"], summary["diffusion"], summary["total_s"], summary["train_s"], summary["psnr_curve"]
+    over, log, (load_before, load_after) = summary["over_budget"], summary["commands"], loads
+
+    sc = load_config("tiny").sample
+    cmd_line = "python benchmarks/quality.py" + "".join(f" {a}" for a in sys.argv[1:])
+    curve = ", ".join(f"{s}: {p:.1f}" for s, p in psnr)
+    loss_pts = summary["diffusion_loss_curve"]
+    loss_curve = ", ".join(f"{s}: {v:.3f}" for s, v in loss_pts)
+    lines = [
+        SECTION,
+        "",
+        f"Measured with `{cmd_line}` on {started.strftime('%Y-%m-%d %H:%M UTC')} "
+        f"({total / 60:.1f} min in all, budget {args.budget_minutes:g} min"
+        f"{': OVER BUDGET' if over else ''}).",
+        "",
+        f"- Machine: {cpu_model()}, {os.cpu_count()} cores, CPU only; torch threads: default. "
+        f"Load average (1/5/15 min) before: {load_before}, after: {load_after} (the machine is shared; "
+        "a load above the core count slows every step and can make the time caps stop training early).",
+        f"- Training: `pvdm train-ae --preset tiny` {ae['step']} steps"
+        f"{' (stopped by its time cap)' if not ae['complete'] else ''}, held-out PSNR "
+        f"{ae.get('test_psnr', float('nan')):.2f} dB; `pvdm train-diffusion --preset tiny` {dm['step']} steps"
+        f"{' (stopped by its time cap)' if not dm['complete'] else ''}, loss {dm['first_loss']:.3f} (first step) -> "
+        f"{dm['loss_ema']:.3f} (running mean); training took {t_train / 60:.1f} min.",
+        f"- Held-out PSNR by step: {curve}.",
+        f"- Diffusion loss (running mean) by step: {loss_curve}.",
+        f"- FVD: `pvdm eval-fvd`, Kinetics-400 I3D (detector {fvd_generated.get('detector')}, weights sha256 "
+        f"{str(fvd_generated.get('weights_sha256', ''))[:12]}), {args.num} clips of 16 frames per side, "
+        f"32x32 videos center-cropped/resized to 224, ddof 1; real = `pvdm synth --num {args.num}` (test seeds, "
+        f"never trained on); sampler {sc.sampler} {sc.steps} steps, eta {sc.eta:g}, "
+        f"EMA weights, seed {args.seed}. All videos go through mp4 the same way. With {args.num} videos per side FVD "
+        "is biased upwards: compare the rows with each other, not with published numbers.",
+        "",
+        "| Videos | FVD (lower is better) | What |",
+        "|---|---|---|",
+        *[f"| {name} | {value:.1f} | {what} |" for name, value, what in rows],
+        "",
+        "Time per command: " + "; ".join(f"`{c['command'].split(' --')[0]}` {c['seconds']:.0f} s" for c in log) + ".",
+        "",
+    ]
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--budget-minutes", type=float, default=15.0, help="Total wall-clock budget (default 15).")
@@ -126,44 +173,7 @@ def main() -> None:
     if args.no_record:
         return
 
-    from pvdm_core.base.config import load_config
-
-    sc = load_config("tiny").sample
-    cmd_line = "python benchmarks/quality.py" + "".join(f" {a}" for a in sys.argv[1:])
-    curve = ", ".join(f"{s}: {p:.1f}" for s, p in psnr)
-    loss_pts = summary["diffusion_loss_curve"]
-    loss_curve = ", ".join(f"{s}: {v:.3f}" for s, v in loss_pts)
-    lines = [
-        SECTION,
-        "",
-        f"Measured with `{cmd_line}` on {started.strftime('%Y-%m-%d %H:%M UTC')} "
-        f"({total / 60:.1f} min in all, budget {args.budget_minutes:g} min"
-        f"{': OVER BUDGET' if over else ''}).",
-        "",
-        f"- Machine: {cpu_model()}, {os.cpu_count()} cores, CPU only; torch threads: default. "
-        f"Load average (1/5/15 min) before: {load_before}, after: {load_after} (the machine is shared; "
-        "a load above the core count slows every step and can make the time caps stop training early).",
-        f"- Training: `pvdm train-ae --preset tiny` {ae['step']} steps"
-        f"{' (stopped by its time cap)' if not ae['complete'] else ''}, held-out PSNR "
-        f"{ae.get('test_psnr', float('nan')):.2f} dB; `pvdm train-diffusion --preset tiny` {dm['step']} steps"
-        f"{' (stopped by its time cap)' if not dm['complete'] else ''}, loss {dm['first_loss']:.3f} (first step) -> "
-        f"{dm['loss_ema']:.3f} (running mean); training took {t_train / 60:.1f} min.",
-        f"- Held-out PSNR by step: {curve}.",
-        f"- Diffusion loss (running mean) by step: {loss_curve}.",
-        f"- FVD: `pvdm eval-fvd`, Kinetics-400 I3D (detector {fvd['generated'].get('detector')}, weights sha256 "
-        f"{str(fvd['generated'].get('weights_sha256', ''))[:12]}), {args.num} clips of 16 frames per side, "
-        f"32x32 videos center-cropped/resized to 224, ddof 1; real = `pvdm synth --num {args.num}` (test seeds, "
-        f"never trained on); sampler {sc.sampler} {sc.steps} steps, eta {sc.eta:g}, "
-        f"EMA weights, seed {args.seed}. All videos go through mp4 the same way. With {args.num} videos per side FVD "
-        "is biased upwards: compare the rows with each other, not with published numbers.",
-        "",
-        "| Videos | FVD (lower is better) | What |",
-        "|---|---|---|",
-        *[f"| {name} | {value:.1f} | {what} |" for name, value, what in rows],
-        "",
-        "Time per command: " + "; ".join(f"`{c['command'].split(' --')[0]}` {c['seconds']:.0f} s" for c in log) + ".",
-        "",
-    ]
+    lines = section_lines(args, started, summary, rows, fvd["generated"], (load_before, load_after))
     replace_section(RESULTS, SECTION, "\n".join(lines) + "\n")
     print(f"\nwrote the Quality section of {RESULTS}", file=sys.stderr)
 

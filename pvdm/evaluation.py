@@ -16,7 +16,6 @@ from typing import Any, Union
 import numpy as np
 
 from pvdm_core.base.device import choose_device
-from pvdm_core.base.errors import BadInputError
 from pvdm_core.base.progress import progress_bar
 from pvdm_core.evaluation.fvd import FVDOptions, evaluate_fvd
 from pvdm_core.evaluation.fvd.named import resolve_options

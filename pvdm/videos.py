@@ -7,7 +7,6 @@ Frames are uint8 arrays (T, H, W, 3) for one video, (N, T, H, W, 3) for several:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Literal
 
 import numpy as np

@@ -9,11 +9,8 @@ no setting is ever silently ignored.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
-import types
-import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -22,6 +19,7 @@ from typing import Any, Literal
 import yaml
 
 from pvdm_core.base.errors import BadInputError
+from pvdm_core.base.schema import build_dataclass, closest_name
 
 # The fixed choices, defined once: fields below use them, code that dispatches on them takes
 # the tuples with typing.get_args.
@@ -264,55 +262,6 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _closest(name: str, options: list[str]) -> str:
-    match = difflib.get_close_matches(name, options, n=1, cutoff=0.0)
-    return f" (closest valid key: {match[0]})" if match else ""
-
-
-def _check_value(key: str, value: Any, hint: Any) -> Any:
-    """Return value converted to the field type `hint`, or raise naming the key."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(hint)
-        if value is None and type(None) in args:
-            return None
-        (hint,) = [a for a in args if a is not type(None)]
-        origin = typing.get_origin(hint)
-    if origin is Literal:
-        choices = typing.get_args(hint)
-        if value not in choices:
-            raise BadInputError(f"config key {key} must be one of {', '.join(map(str, choices))}, got {value!r}")
-        return value
-    if origin is list:
-        (item,) = typing.get_args(hint)
-        if not isinstance(value, list):
-            raise BadInputError(f"config key {key} must be a list of {item.__name__}, got {value!r}")
-        return [_check_value(f"{key}[{i}]", v, item) for i, v in enumerate(value)]
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint in (int, float) and isinstance(value, bool) or not isinstance(value, hint):
-        raise BadInputError(f"config key {key} must be {hint.__name__}, got {value!r}")
-    return value
-
-
-def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
-    for key, value in data.items():
-        full = f"{prefix}{key}"
-        if key not in names:
-            raise BadInputError(f"unknown config key {full}{_closest(key, names)}")
-        hint = hints[key]
-        if dataclasses.is_dataclass(hint):
-            if not isinstance(value, dict):
-                raise BadInputError(f"config key {full} must be a mapping")
-            kwargs[key] = _build(hint, value, f"{full}.")
-        else:
-            kwargs[key] = _check_value(full, value, hint)
-    return cls(**kwargs)
-
-
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for k, v in over.items():
@@ -340,7 +289,7 @@ def parse_set(assignment: str) -> dict[str, Any]:
 
 
 def config_from_dict(data: dict[str, Any]) -> Config:
-    return _build(Config, data)
+    return build_dataclass(Config, data)
 
 
 def load_config(
@@ -351,7 +300,7 @@ def load_config(
     if preset is not None:
         names = preset_names()
         if preset not in names:
-            raise BadInputError(f"unknown preset {preset!r}{_closest(preset, names).replace('key', 'preset')}")
+            raise BadInputError(f"unknown preset {preset!r}{closest_name(preset, names).replace('key', 'preset')}")
         data = read_yaml(preset_dir() / f"{preset}.yaml")
         data["preset"] = preset
     return config_from_dict(_merge(data, _user_settings(config_file, overrides)))

@@ -175,6 +175,26 @@ def training_latents(cfg: Config, opts: DiffusionTrainOptions, latent_std: tuple
     return pairs, latent_std, list(latents.class_names) if cfg.data.class_labels else []
 
 
+def step_draws(cfg: Config, schedule: NoiseSchedule, step: int, z: Latents, z_prev: Latents, has_prev: torch.Tensor,
+               label: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, Latents, torch.Tensor | None, Latents]:
+    """Step `step`'s random draws, a function of (seed, step): timesteps, the condition mask (rows
+    without a previous clip never conditioned), noise, labels with dropped ones set to -1 (None for
+    unconditional models) and the previous clip, noised when diffusion.cond_noise > 0. Drawn for
+    the whole global batch, then this rank's rows are taken: the same batch for any world size."""
+    tc = cfg.diffusion_train
+    g = step_generator(cfg.run.seed, step)
+    t_all = draw_timesteps(tc.batch_size, schedule, g)
+    mask_all = draw_cond_mask(tc.batch_size, cfg.diffusion.cond_prob, g, per_batch=cfg.diffusion.cond_draw == "batch")
+    noise_all = Latents(*(torch.randn((tc.batch_size, *p.shape[1:]), generator=g) for p in z))
+    mine = rank_rows()
+    # drawn last and only by class-conditional models: unconditional runs draw as before
+    if label is not None:
+        label = torch.where(draw_label_drop(tc.batch_size, cfg.diffusion.label_dropout, g)[mine], -1, label)
+    if cfg.diffusion.cond_noise > 0:  # drawn after everything else: runs without it draw as before
+        z_prev = noisy_condition(z_prev, cfg.diffusion.cond_noise, g, tc.batch_size, mine)
+    return t_all[mine], mask_all[mine] & has_prev, noise_all.take(mine), label, z_prev
+
+
 def train_diffusion(cfg: Config, opts: DiffusionTrainOptions) -> dict[str, Any]:
     tc, device, run_dir = cfg.diffusion_train, opts.device, opts.run_dir
     main = dist.is_main()
@@ -224,18 +244,8 @@ def train_diffusion(cfg: Config, opts: DiffusionTrainOptions) -> dict[str, Any]:
         if fvd is not None and state.step == 0:  # the untrained model: where the FVD curve starts
             report.write(step=0, split="test", fvd=fvd(preview, cfg.sample, cfg.run.seed))
         for z, z_prev, has_prev, label in loader:
-            # draws for the whole global batch, then this rank's rows: same batch for any world size
-            g = step_generator(cfg.run.seed, state.step)
-            t_all = draw_timesteps(tc.batch_size, schedule, g)
-            mask_all = draw_cond_mask(tc.batch_size, cfg.diffusion.cond_prob, g, per_batch=cfg.diffusion.cond_draw == "batch")
-            noise_all = Latents(*(torch.randn((tc.batch_size, *p.shape[1:]), generator=g) for p in z))
-            mine = rank_rows()
-            t_mine, mask_mine, noise_mine = t_all[mine], mask_all[mine] & has_prev, noise_all.take(mine)
-            # drawn last and only by class-conditional models: unconditional runs draw as before
-            label_mine = (torch.where(draw_label_drop(tc.batch_size, cfg.diffusion.label_dropout, g)[mine], -1, label)
-                          if class_names else None)
-            if cfg.diffusion.cond_noise > 0:  # drawn after everything else: runs without it draw as before
-                z_prev = noisy_condition(z_prev, cfg.diffusion.cond_noise, g, tc.batch_size, mine)
+            t_mine, mask_mine, noise_mine, label_mine, z_prev = step_draws(cfg, schedule, state.step, z, z_prev,
+                                                                           has_prev, label if class_names else None)
 
             # forward and backward per micro-batch; gradients sync on the last
             set_lr(opt, tc, state.step, opts.time_budget.share() if opts.time_budget else 0.0)
