@@ -129,8 +129,8 @@ def render(run: dict, lines: list[dict], write: bool) -> int:
     print_table(lines, f"pvdm speed ({run['device']}, {run['total_s'] / 60:.1f} min, "
                        f"load {run['load_before']} -> {run['load_after']})")
     if write:
-        replace_section(RESULTS, SECTION, speed_section(lines, run["machine"], run["command"], run["load_before"], run["load_after"],
-                                    run["total_s"], run["device"]))
+        replace_section(RESULTS, SECTION, speed_section(lines, run["machine"], run["command"], run["load_before"],
+                                                        run["load_after"], run["total_s"], run["device"]))
         print(f"wrote the Speed section of {RESULTS}")
     return 0
 
@@ -139,6 +139,7 @@ def render_saved(path: Path, write: bool) -> int:
     run = json.loads(path.read_text())
     lines = [format_row(BY_NAME[name], res, run["device"]) for name, res in run["rows"].items() if name in BY_NAME]
     return render(run, lines, write)
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -151,18 +151,8 @@ def test_pyproject_ships_every_package():
 def benchmark_imports() -> dict[str, set[str]]:
     """benchmarks/NAME.py -> the other benchmarks it imports anywhere. The scripts put their folder
     on sys.path and import each other as top-level modules (`import X`, `from X import ...`)."""
-    files = sorted((ROOT / "benchmarks").glob("*.py"))
-    names = {path.stem for path in files}
-    graph = {}
-    for path in files:
-        found = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                found |= {alias.name.split(".")[0] for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                found.add(node.module.split(".")[0])
-        graph[path.stem] = (found & names) - {path.stem}
-    return graph
+    scripts = {path.stem: path for path in sorted((ROOT / "benchmarks").glob("*.py"))}
+    return {name: imports_of(path, scripts) - {name} for name, path in scripts.items()}
 
 
 def test_benchmarks_have_no_import_circles():
