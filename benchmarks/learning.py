@@ -3,6 +3,7 @@
     python benchmarks/learning.py robust   --ae AE --out DIR            # how precise must a latent be?
     python benchmarks/learning.py memorise --ae AE --out DIR --videos 1 --steps 600 [--set k=v ...]
     python benchmarks/learning.py score    --ae AE --dm DM --out DIR    # judge share, swaps, sheet
+    python benchmarks/learning.py boundary --ae AE --dm DM --out DIR    # where the clip-boundary jump comes from
 
 - robust: real held-out latents plus Gaussian noise of sigma x (each plane's std), decoded; the
   judge's accuracy and PSNR against the clean reconstruction per sigma. A diffusion model's
@@ -117,6 +118,9 @@ def _robust(args: argparse.Namespace, ae: LoadedAE, judge: Judge) -> None:
                           "psnr_vs_clean": float(psnr(rebuilt, clean).mean()), "plane_std": std})
         rows.append((f"sigma {sigma:g}", rebuilt))
     sheet(args.out / "robust.png", [("real", videos)] + rows, "decoded latents + noise (sigma x plane std)")
+    long, _ = real_videos(range(SYNTHETIC_TEST_OFFSET, SYNTHETIC_TEST_OFFSET + 48), 32, 32)
+    apart = torch.cat([ae.model.decode(ae.model.encode(long[:, :, k:k + 16])).clamp(-1, 1) for k in (0, 16)], 2)
+    record(args.out, {"experiment": "ae_boundary_floor", "ae": str(args.ae), **boundary_jump(to_uint8_batch(apart), 16)})
 
 
 def train_on(args: argparse.Namespace, run: Path, videos: int, steps: int) -> dict:
@@ -199,9 +203,39 @@ def score(args: argparse.Namespace) -> None:
                         "two generated clips, frames 8-23 (clip 2 in orange)", every=1)
 
 
+@torch.no_grad()
+def boundary(args: argparse.Namespace) -> None:
+    """Where the clip-boundary jump comes from: real held-out 32-frame videos; their two clips
+    encoded and decoded apart (the autoencoder's own floor); clip 2 generated from clip 1's real
+    latents directly and from its decode + re-encode (as `pvdm sample` continues); at w = 0."""
+    model = load_diffusion(args.dm, CPU.device)
+    ae = model.ae.model
+    n = args.num
+    real, labels = real_videos(range(SYNTHETIC_TEST_OFFSET, SYNTHETIC_TEST_OFFSET + n), 32, 32)
+    z1, z2 = ae.encode(real[:, :, :16]), ae.encode(real[:, :, 16:])
+    r1 = ae.decode(z1).float().clamp(-1, 1)
+    out = {"experiment": "boundary", "dm": str(args.dm), "num": n,
+           "real": boundary_jump(to_uint8_batch(real), 16),
+           "ae_floor": boundary_jump(to_uint8_batch(torch.cat([r1, ae.decode(z2).float().clamp(-1, 1)], 2)), 16)}
+    opts = dataclasses.replace(model.cfg.sample, guidance=0.0, steps=args.sampler_steps,
+                               eta=model.cfg.sample.eta if args.eta is None else args.eta)
+    rows = [SheetRow(f"real {i}", to_uint8(v)[8:24], generated_from=8) for i, v in enumerate(real[:2])]
+    for name, cond in (("direct", z1), ("reencoded", ae.encode(r1))):
+        for wc in (0.0, 1.0):
+            noise = noise_source(list(range(n)), opts.noise, CPU.device)
+            z = sample_clip(model, cond, noise, dataclasses.replace(opts, cond_guidance=wc), CPU, batch=n, label=labels)
+            two = torch.cat([r1, ae.decode(z).float().clamp(-1, 1)], 2)
+            out[f"{name}_wc{wc:g}"] = boundary_jump(to_uint8_batch(two), 16)
+            out[f"{name}_wc{wc:g}_psnr_vs_real_clip2"] = float(psnr(two[:, :, 16:], real[:, :, 16:]).mean())
+            rows += [SheetRow(f"{name} wc={wc:g} {i}", to_uint8(v)[8:24], generated_from=8) for i, v in enumerate(two[:2])]
+    record(args.out, out)
+    write_contact_sheet(args.out / f"boundary-diag-{Path(args.dm).name}.png", rows,
+                        "frames 8-23: clip 1 decoded, clip 2 (orange) generated from it", every=1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["robust", "memorise", "score"])
+    ap.add_argument("what", choices=["robust", "memorise", "score", "boundary"])
     ap.add_argument("--ae", type=Path, required=True)
     ap.add_argument("--dm", type=Path)
     ap.add_argument("--out", type=Path, default=Path("runs/learning"))
@@ -216,7 +250,7 @@ def main() -> None:
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
-    {"robust": robust, "memorise": memorise, "score": score}[args.what](args)
+    {"robust": robust, "memorise": memorise, "score": score, "boundary": boundary}[args.what](args)
 
 
 if __name__ == "__main__":
