@@ -65,3 +65,11 @@ def test_log_lines_drop_markup_when_piped(capsys):
 
     log("[yellow]warning: latents [1, 2] hold no pairs[/]")
     assert capsys.readouterr().err == "warning: latents [1, 2] hold no pairs\n"
+
+
+def test_out_that_is_a_file_exits_2_and_keeps_the_file(cli, tmp_path):
+    taken = tmp_path / "notes.txt"
+    taken.write_text("mine")
+    r = cli("train-ae", "--preset", "tiny", "--steps", 1, "--out", taken, code=2)
+    assert "is a file, not a run folder" in r.stderr and "Traceback" not in r.stderr
+    assert taken.read_text() == "mine"

@@ -10,6 +10,7 @@ from typing import Any
 
 from pvdm_core.base.atomic import write_text_atomic
 from pvdm_core.base.config import Config
+from pvdm_core.base.errors import BadInputError
 
 
 def default_run_dir(preset: str, command: str) -> Path:
@@ -18,7 +19,10 @@ def default_run_dir(preset: str, command: str) -> Path:
 
 def prepare_run_dir(out: Path | None, cfg: Config, command: str) -> Path:
     run = Path(out) if out is not None else default_run_dir(cfg.preset, command)
-    run.mkdir(parents=True, exist_ok=True)
+    try:
+        run.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise BadInputError(f"--out {run} is a file, not a run folder: pick another path") from None
     write_text_atomic(run / "config.yaml", cfg.to_yaml())
     return run
 
