@@ -183,8 +183,10 @@ def score(args: argparse.Namespace) -> None:
     rows = []
     out.update(sampler_steps=args.sampler_steps, eta=args.eta)
     model = load_diffusion(args.dm, CPU.device)
-    for w in (0.0, 2.0):
-        z, videos = generate(model, want, w, steps=args.sampler_steps, eta=args.eta)
+    for w in sorted({0.0, 2.0, *args.weights}):
+        z_w, videos = generate(model, want, w, steps=args.sampler_steps, eta=args.eta)
+        if w == 2.0:
+            z = z_w  # the swaps below replace planes of the w = 2 samples
         out[f"share_w{w:g}"] = share(judge, videos, want)
         rows += [(f"w={w:g} {SHAPES[c]}", videos[want == c]) for c in range(len(SHAPES))]
     # swaps: each generated plane replaced by the real plane of a test video of the requested class
@@ -247,6 +249,7 @@ def main() -> None:
     ap.add_argument("--sampler-steps", type=int, default=25)
     ap.add_argument("--eta", type=float, default=None, help="DDIM eta (default: the model's)")
     ap.add_argument("--set", action="append", default=[])
+    ap.add_argument("--weights", type=float, nargs="*", default=[], help="score: guidance weights besides 0 and 2")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
