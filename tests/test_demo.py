@@ -74,6 +74,8 @@ def test_demo_runs_resumes_and_reports(cli, tmp_path, i3d_weights, monkeypatch, 
     assert not summary["targets"]["judge_share_requested_class"]["met"]  # 3 steps: not a shape in sight
     assert summary["training"]["enough"]  # every step cap (3) was reached: trained as asked
     assert set(summary["judge"]["generated"]["per_class"]) <= {"disc", "square", "triangle"}
+    floor = summary["boundary"]["autoencoder_floor"]  # 3 AE steps: each clip decodes to its own blur
+    assert floor["ratio"] > 0 and floor["boundary"] > 0 and set(floor) >= {"inside", "ratio"}
     assert json.loads((out / "summary.json").read_text()) == summary
     for folder, count in (("generated", 2), ("null", 2), ("untrained", 2), ("recon", 2), ("long", demo.NUM_LONG),
                           ("extended", 2)):

@@ -5,7 +5,10 @@
   class asked for, overall and per class, is the demo's headline number. The null-label (unconditional) samples
   get the judge's class distribution, the reconstructions its accuracy (the ceiling).
 - Continuity: the jump at the boundary between two generated clips, against the frame-to-frame
-  change inside them (evaluation/metrics/continuity.py; a real video scores about 1).
+  change inside them (evaluation/metrics/continuity.py; a real video scores about 1), and the
+  autoencoder's own jump (its floor): held-out 32-frame videos whose two clips are encoded and
+  decoded apart, as every generated clip is decoded. A generator cannot go below that floor,
+  whose reconstruction error differs from one clip to the next (benchmarks/RESULTS.md, "Learning").
 """
 
 from __future__ import annotations
@@ -13,12 +16,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from pvdm_core.artifacts.load import load_autoencoder
 from pvdm_core.data.labels import class_of
+from pvdm_core.data.synthetic import synthetic_video
 from pvdm_core.evaluation.metrics.continuity import boundary_jump
 from pvdm_core.evaluation.metrics.shape_judge import Judge, to_float_videos
+from pvdm_core.generate.sample import ae_decode, ae_encode
 from pvdm_core.io.checkpoint import load_tensors
-from pvdm_core.io.video_io import read_video
+from pvdm_core.io.video_io import read_video, to_uint8
+from pvdm_core.tools.demo.plan import NUM_LONG
 from pvdm_core.tools.demo.state import DemoRun
 
 
@@ -52,10 +60,23 @@ def judge_samples(run: DemoRun, judge: Judge, long: np.ndarray) -> dict:
     }
 
 
+def autoencoder_boundary_floor(run: DemoRun) -> dict[str, float]:
+    """boundary_jump of NUM_LONG held-out 32-frame videos, each clip encoded and decoded on its own."""
+    device = run.opts.device
+    ae = load_autoencoder(run.path("ae"), device.device)
+    d = ae.cfg.data
+    videos = torch.stack([synthetic_video(run.test_seed(i), 2 * d.frames, d.resolution, d.class_labels)
+                          for i in range(NUM_LONG)])  # (N, 3, 2T, H, W)
+    clips = [videos[:, :, k * d.frames:(k + 1) * d.frames] for k in (0, 1)]
+    rebuilt = torch.cat([ae_decode(ae.model, ae_encode(ae.model, c, device), device).cpu() for c in clips], dim=2)
+    return boundary_jump(np.stack([to_uint8(v) for v in rebuilt]), d.frames)
+
+
 def score_demo(run: DemoRun) -> dict:
-    """The judge's shares (class-conditional models) and the clip-boundary jump of the long samples."""
+    """The judge's shares (class-conditional models) and the clip-boundary jump of the long samples,
+    with the autoencoder's own jump beside it."""
     _, long = read_videos(run.path("long"))
-    out = {"boundary": boundary_jump(long, run.cfg.data.frames)}
+    out = {"boundary": {**boundary_jump(long, run.cfg.data.frames), "autoencoder_floor": autoencoder_boundary_floor(run)}}
     if run.class_names:
         judge = Judge.from_state_dict(load_tensors(run.path("judge.pt"), "shape judge"))
         out["judge"] = judge_samples(run, judge, long)
