@@ -132,12 +132,12 @@ def judge_for(out: Path, frames: int) -> tuple[Judge, dict]:
     path, ae_ckpt = out / "judge.pt", str(resolve_checkpoint(out / "ae"))
     saved = torch.load(path, weights_only=True) if path.is_file() else {}
     if saved.get("ae") == ae_ckpt:
-        net = make_net()
+        net = make_net(len(SHAPES))  # its judge names one of the three shapes (confusion matrices)
         net(torch.zeros(1, 3, 32, 32))  # materialise the lazy layer, then load
         net.load_state_dict(saved["net"])
         return Judge(net.eval(), saved["accuracy"], saved["train_seconds"], saved["steps"]), saved["info"]
     t0 = time.monotonic()
-    judge = train_judge(load_autoencoder(out / "ae", torch.device("cpu")).model, frames=frames)
+    judge = train_judge(load_autoencoder(out / "ae", torch.device("cpu")).model, frames=frames, none_class=False)
     info = {"accuracy": judge.accuracy, "steps": judge.steps, "seconds": round(time.monotonic() - t0, 1)}
     torch.save({"ae": ae_ckpt, "net": judge.net.state_dict(), "accuracy": judge.accuracy, "steps": judge.steps,
                 "train_seconds": judge.train_seconds, "info": info}, path)

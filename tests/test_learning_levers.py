@@ -13,10 +13,10 @@ import torch
 from helpers import SMALL
 from pvdm_core.artifacts.load import build_autoencoder
 from pvdm_core.base.config import load_config
-from pvdm_core.data.synthetic import LABELS_FILE, synthetic_main_shape, write_synthetic_videos
+from pvdm_core.data.synthetic import LABELS_FILE, SHAPES, synthetic_background, synthetic_main_shape, synthetic_video, write_synthetic_videos
 from pvdm_core.diffusion.process import NoiseSchedule, diffusion_loss, min_snr_weights
 from pvdm_core.evaluation.metrics.continuity import boundary_jump
-from pvdm_core.evaluation.metrics.shape_judge import degrade
+from pvdm_core.evaluation.metrics.shape_judge import Judge, degrade, train_judge
 from pvdm_core.models.autoencoder import Latents
 from pvdm_core.training.toolbox import TimeBudget, lr_factor
 from pvdm_core.training.train_diffusion import noisy_condition
@@ -75,6 +75,22 @@ def test_degrade_blurs_deterministically():
     assert out.mean().item() == pytest.approx(videos.mean().item(), abs=2e-2)
     # neighbouring pixels agree far more than in white noise: every video was pooled
     assert (out[..., 1:] - out[..., :-1]).abs().mean() < 0.5 * (videos[..., 1:] - videos[..., :-1]).abs().mean()
+
+
+def test_background_is_the_video_without_its_shape():
+    video, background = synthetic_video(7, 4, 32, single_shape=True), synthetic_background(7, 4, 32)
+    changed = (video != background).any(0)  # (T, H, W): where the shape is drawn
+    assert 0.05 < changed.float().mean() < 0.6  # one shape, most of the frame is background
+    assert torch.equal(synthetic_background(7, 4, 32), background)
+
+
+def test_judge_names_no_shape_none_and_loads_old_three_class_judges():
+    judge = train_judge(n_train=96, n_test=24, frames=4, max_steps=60)
+    assert set(judge.accuracy) == {"real", "none"} and judge.net[-1].out_features == len(SHAPES) + 1
+    assert judge.accuracy["none"] > 0.8  # a shapeless background is the easiest class
+    assert Judge.from_state_dict(judge.state_dict()).net[-1].out_features == len(SHAPES) + 1
+    old = train_judge(n_train=24, n_test=6, frames=4, max_steps=2, none_class=False)
+    assert "none" not in old.accuracy and Judge.from_state_dict(old.state_dict()).net[-1].out_features == len(SHAPES)
 
 
 def test_boundary_jump_of_a_cut_and_a_smooth_video():

@@ -88,9 +88,11 @@ def _background(rand: Callable[..., torch.Tensor], t: torch.Tensor, x: torch.Ten
     return video + 0.08 * torch.sin(phase)[..., None] * (rand(3) * 2 - 1)
 
 
-def _render(seed: int, frames: int, resolution: int, single_shape: bool) -> tuple[torch.Tensor, list[str]]:
+def _render(seed: int, frames: int, resolution: int, single_shape: bool,
+            draw_shapes: bool = True) -> tuple[torch.Tensor, list[str]]:
     """(video (3, T, R, R) in [-1, 1], the kinds of its shapes in drawing order). The draws do not
-    depend on frames or resolution, so the kinds of any size of video `seed` are the same."""
+    depend on frames or resolution, so the kinds of any size of video `seed` are the same.
+    `draw_shapes=False` leaves the shapes out: video `seed`'s background alone."""
     g = torch.Generator().manual_seed(seed)
 
     def rand(*shape: int) -> torch.Tensor:
@@ -123,10 +125,16 @@ def _render(seed: int, frames: int, resolution: int, single_shape: bool) -> tupl
         travel = (pos0 + vel * t.reshape(-1, 1)) % (2 * span)  # (T, 2)
         centre = (lo + torch.where(travel > span, 2 * span - travel, travel))[:, :, None, None]  # (T, 2, 1, 1)
         mask = _shape_mask(kind, x - centre[:, 0], y - centre[:, 1], radius, angle0 + spin * t)[..., None]
-        video = video * (1 - mask) + color * mask
+        video = video * (1 - mask) + color * mask if draw_shapes else video
 
     video = video.clamp(0, 1).permute(3, 0, 1, 2)  # (3, T, R, R)
     return (video * 2 - 1).float(), kinds
+
+
+def synthetic_background(seed: int, frames: int, resolution: int) -> torch.Tensor:
+    """Video `seed`'s moving background alone, float (3, T, R, R) in [-1, 1]: a real frame with
+    no shape in it (the shape judge's "none" class)."""
+    return _render(seed, frames, resolution, single_shape=True, draw_shapes=False)[0]
 
 
 def synthetic_video(seed: int, frames: int, resolution: int, single_shape: bool = False) -> torch.Tensor:

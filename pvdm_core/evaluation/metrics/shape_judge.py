@@ -10,6 +10,11 @@ autoencoder itself (`ae`, benchmarks/classes.py's judge) or, with no autoencoder
 judge, trained on real videos only), by blur, blocks and noise of the kinds a small patch
 decoder adds (`degrade`). Its held-out accuracy on real videos is reported with every score, so a low share
 of the requested class can be told apart from a judge that cannot see.
+
+A judge that must pick one of three shapes names every smudge one of them: the first judge
+called faint, shapeless samples "triangles" (benchmarks/RESULTS.md, "Learning"). So it has a
+fourth class, "none", learnt from the same videos' backgrounds with no shape drawn (real frames
+too, degraded alike): a sample judged "none" shows no shape a viewer could name, and counts as wrong.
 """
 
 from __future__ import annotations
@@ -24,16 +29,19 @@ from einops import rearrange
 from torch import nn
 
 from pvdm_core.data.datasets import SYNTHETIC_TEST_OFFSET
-from pvdm_core.data.synthetic import SHAPES, synthetic_main_shape, synthetic_video
+from pvdm_core.data.synthetic import SHAPES, synthetic_background, synthetic_main_shape, synthetic_video
 
 JUDGE_SEEDS = 2_000_000  # the judge's own videos: after the train (0..) and test (1,000,000..) seeds
 
 
-def make_net() -> nn.Module:
+NONE = "none"  # the judge's class for a frame with no shape in it: its index is len(SHAPES)
+
+
+def make_net(outputs: int = len(SHAPES) + 1) -> nn.Module:
     """Three conv stages 32 -> 4 px, then a linear layer on the 4 x 4 map (shape is where the
-    corners are, so the map is not pooled away)."""
+    corners are, so the map is not pooled away); one output per shape, and one for "none"."""
     stage = lambda cin, cout: [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(2)]  # noqa: E731
-    return nn.Sequential(*stage(3, 32), *stage(32, 64), *stage(64, 64), nn.Flatten(), nn.LazyLinear(len(SHAPES)))
+    return nn.Sequential(*stage(3, 32), *stage(32, 64), *stage(64, 64), nn.Flatten(), nn.LazyLinear(outputs))
 
 
 def real_videos(seeds: range, frames: int, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,25 +108,36 @@ class Judge:
 
     @classmethod
     def from_state_dict(cls, state: dict) -> Judge:
-        net = make_net()
+        net = make_net(len(list(state["net"].values())[-1]))  # the last layer's bias; judges saved before "none": 3
         r = state.get("resolution", 32)
         net(torch.zeros(1, 3, r, r))  # materialise the lazy layer, then load
         net.load_state_dict(state["net"])
         return cls(net.eval(), state["accuracy"], state["train_seconds"], state["steps"], r)
 
 
+def backgrounds(seeds: range, frames: int, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(videos (N, 3, T, R, R) with no shape drawn, labels (N,) all "none")."""
+    videos = torch.stack([synthetic_background(s, frames, resolution) for s in seeds])
+    return videos, torch.full((len(seeds),), len(SHAPES))
+
+
 def train_judge(ae: nn.Module | None = None, n_train: int = 4096, n_test: int = 192, frames: int = 16,
-                resolution: int = 32, max_steps: int = 900, max_seconds: float = 300.0, seed: int = 0) -> Judge:
+                resolution: int = 32, max_steps: int = 900, max_seconds: float = 300.0, seed: int = 0,
+                none_class: bool = True) -> Judge:
     """Train on 4 frames of each of n_train videos and of their blurred copies (through `ae`, or
-    box-blurred without one); test on every frame of n_test held-out test-split videos."""
+    box-blurred without one), plus n_train / 3 shapeless backgrounds ("none") with `none_class`;
+    test on every frame of n_test held-out test-split videos (and n_test / 3 backgrounds)."""
     torch.manual_seed(seed)
     x, y = real_videos(range(JUDGE_SEEDS, JUDGE_SEEDS + n_train), frames, resolution)
+    if none_class:  # their own seeds, after the shapes' ones
+        bx, by = backgrounds(range(JUDGE_SEEDS + n_train, JUDGE_SEEDS + n_train + n_train // 3), frames, resolution)
+        x, y = torch.cat([x, bx]), torch.cat([y, by])
     every, g = frames // 4, torch.Generator().manual_seed(seed)
     blurred = through_ae(ae, x)[:, :, ::every] if ae is not None else degrade(x[:, :, ::every], g)
     x = torch.cat([x[:, :, ::every], blurred])  # (2 N, 3, 4, R, R)
     y = torch.cat([y, y])
     fx, fy = frames_of(x), y.repeat_interleave(x.shape[2])  # (8 N, 3, R, R), (8 N,)
-    net = make_net()
+    net = make_net(len(SHAPES) + none_class)
     net(fx[:1])  # materialise the lazy layer before the optimizer sees the parameters
     opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
     t0, step = time.monotonic(), 0
@@ -133,6 +152,9 @@ def train_judge(ae: nn.Module | None = None, n_train: int = 4096, n_test: int = 
     test = range(SYNTHETIC_TEST_OFFSET, SYNTHETIC_TEST_OFFSET + n_test)
     tx, ty = real_videos(test, frames, resolution)
     judge.accuracy["real"] = float((judge.predict(tx) == ty).float().mean())
+    if none_class:
+        bx, by = backgrounds(range(SYNTHETIC_TEST_OFFSET + n_test, SYNTHETIC_TEST_OFFSET + n_test + n_test // 3), frames, resolution)
+        judge.accuracy["none"] = float((judge.predict(bx) == by).float().mean())
     if ae is not None:
         judge.accuracy["reconstructed"] = float((judge.predict(through_ae(ae, tx)) == ty).float().mean())
     return judge

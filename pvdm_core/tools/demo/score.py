@@ -22,7 +22,7 @@ from pvdm_core.artifacts.load import load_autoencoder
 from pvdm_core.data.labels import class_of
 from pvdm_core.data.synthetic import synthetic_video
 from pvdm_core.evaluation.metrics.continuity import boundary_jump
-from pvdm_core.evaluation.metrics.shape_judge import Judge, to_float_videos
+from pvdm_core.evaluation.metrics.shape_judge import NONE, Judge, to_float_videos
 from pvdm_core.generate.sample import ae_decode, ae_encode
 from pvdm_core.io.checkpoint import load_tensors
 from pvdm_core.io.video_io import read_video, to_uint8
@@ -40,7 +40,8 @@ def class_shares(judge: Judge, videos: np.ndarray, want: np.ndarray, names: list
     """Share of videos judged their requested class `want` (N,), overall and per class name."""
     pred = judge.predict(to_float_videos(videos)).numpy()
     per_class = {name: float((pred[want == c] == c).mean()) for c, name in enumerate(names) if (want == c).any()}
-    return {"share": float((pred == want).mean()), "per_class": per_class, "videos": len(want)}
+    return {"share": float((pred == want).mean()), "per_class": per_class, "videos": len(want),
+            "judged_none": float((pred == len(names)).mean())}  # no shape a viewer could name
 
 
 def judge_samples(run: DemoRun, judge: Judge, long: np.ndarray) -> dict:
@@ -56,7 +57,7 @@ def judge_samples(run: DemoRun, judge: Judge, long: np.ndarray) -> dict:
         "generated": class_shares(judge, generated, want, names),
         "long": class_shares(judge, long, np.arange(len(long)) % len(names), names),
         "reconstructed": class_shares(judge, recon, truth, names),
-        "null_label_classes": {name: float((null_pred == c).mean()) for c, name in enumerate(names)},
+        "null_label_classes": {name: float((null_pred == c).mean()) for c, name in enumerate([*names, NONE])},
     }
 
 
