@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from pvdm_core.artifacts.load import count_parameters, load_autoencoder, load_diffusion
+from pvdm_core.evaluation.metrics.shape_judge import NONE
 from pvdm_core.io.contact_sheet import SheetRow, write_contact_sheet
 from pvdm_core.io.video_io import read_video
 from pvdm_core.tools.demo.state import DemoRun
@@ -54,7 +55,9 @@ def _class_rows(run: DemoRun, columns: int) -> list[SheetRow]:
         share = scores["generated"]["per_class"].get(name, 0.0)
         label = f"Generated: {name}\nguidance {guidance:g}, frame {frame} of {columns} samples\njudged {name}: {share:.0%}"
         rows += _sample_row(label, run.path("generated"), pick, frame, new_group=c == 0)
-    null = " / ".join(f"{n[:3]} {v:.0%}" for n, v in scores["null_label_classes"].items())
+    shares = scores["null_label_classes"]
+    null = " / ".join(f"{n[:3]} {shares[n]:.0%}" for n in names)
+    null += f"\nno shape (none): {shares[NONE]:.0%}" if NONE in shares else ""
     rows += _sample_row(f"Unconditional (null label)\nframe {frame} of {columns} samples\njudged: {null}",
                         run.path("null"), list(range(columns)), frame)
     return rows
