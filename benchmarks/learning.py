@@ -34,7 +34,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from reporting import load_avg, pvdm  # noqa: E402
-from pvdm_core.evaluation.metrics.continuity import boundary_jump  # noqa: E402
+from pvdm_core.evaluation.metrics.continuity import boundary_jump, reconstruction_jump  # noqa: E402
 from pvdm_core.evaluation.metrics.shape_judge import Judge, real_videos, train_judge  # noqa: E402
 
 from pvdm_core.artifacts.load import LoadedAE, LoadedDiffusion, load_autoencoder, load_diffusion  # noqa: E402
@@ -119,8 +119,8 @@ def _robust(args: argparse.Namespace, ae: LoadedAE, judge: Judge) -> None:
         rows.append((f"sigma {sigma:g}", rebuilt))
     sheet(args.out / "robust.png", [("real", videos)] + rows, "decoded latents + noise (sigma x plane std)")
     long, _ = real_videos(range(SYNTHETIC_TEST_OFFSET, SYNTHETIC_TEST_OFFSET + 48), 32, 32)
-    apart = torch.cat([ae.model.decode(ae.model.encode(long[:, :, k:k + 16])).clamp(-1, 1) for k in (0, 16)], 2)
-    record(args.out, {"experiment": "ae_boundary_floor", "ae": str(args.ae), **boundary_jump(to_uint8_batch(apart), 16)})
+    floor = reconstruction_jump(lambda clip: ae.model.decode(ae.model.encode(clip)), long, 16)
+    record(args.out, {"experiment": "ae_boundary_floor", "ae": str(args.ae), **floor})
 
 
 def train_on(args: argparse.Namespace, run: Path, videos: int, steps: int) -> dict:
@@ -214,11 +214,10 @@ def boundary(args: argparse.Namespace) -> None:
     ae = model.ae.model
     n = args.num
     real, labels = real_videos(range(SYNTHETIC_TEST_OFFSET, SYNTHETIC_TEST_OFFSET + n), 32, 32)
-    z1, z2 = ae.encode(real[:, :, :16]), ae.encode(real[:, :, 16:])
+    z1 = ae.encode(real[:, :, :16])
     r1 = ae.decode(z1).float().clamp(-1, 1)
-    out = {"experiment": "boundary", "dm": str(args.dm), "num": n,
-           "real": boundary_jump(to_uint8_batch(real), 16),
-           "ae_floor": boundary_jump(to_uint8_batch(torch.cat([r1, ae.decode(z2).float().clamp(-1, 1)], 2)), 16)}
+    out = {"experiment": "boundary", "dm": str(args.dm), "num": n, "real": boundary_jump(to_uint8_batch(real), 16),
+           "ae_floor": reconstruction_jump(lambda clip: ae.decode(ae.encode(clip)), real, 16)}
     opts = dataclasses.replace(model.cfg.sample, guidance=0.0, steps=args.sampler_steps,
                                eta=model.cfg.sample.eta if args.eta is None else args.eta)
     rows = [SheetRow(f"real {i}", to_uint8(v)[8:24], generated_from=8) for i, v in enumerate(real[:2])]

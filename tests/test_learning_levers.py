@@ -15,8 +15,9 @@ from pvdm_core.artifacts.load import build_autoencoder
 from pvdm_core.base.config import load_config
 from pvdm_core.data.synthetic import LABELS_FILE, SHAPES, synthetic_background, synthetic_main_shape, synthetic_video, write_synthetic_videos
 from pvdm_core.diffusion.process import NoiseSchedule, diffusion_loss, min_snr_weights
-from pvdm_core.evaluation.metrics.continuity import boundary_jump
+from pvdm_core.evaluation.metrics.continuity import boundary_jump, reconstruction_jump
 from pvdm_core.evaluation.metrics.shape_judge import Judge, degrade, train_judge
+from pvdm_core.io.video_io import to_uint8
 from pvdm_core.models.autoencoder import Latents
 from pvdm_core.training.toolbox import TimeBudget, lr_factor
 from pvdm_core.training.train_diffusion import noisy_condition
@@ -75,6 +76,15 @@ def test_degrade_blurs_deterministically():
     assert out.mean().item() == pytest.approx(videos.mean().item(), abs=2e-2)
     # neighbouring pixels agree far more than in white noise: every video was pooled
     assert (out[..., 1:] - out[..., :-1]).abs().mean() < 0.5 * (videos[..., 1:] - videos[..., :-1]).abs().mean()
+
+
+def test_reconstruction_jump_is_the_real_jump_for_a_perfect_autoencoder_and_grows_with_clipwise_error():
+    videos = torch.stack([synthetic_video(s, 8, 16, single_shape=True) for s in range(3)])  # (3, 3, 8, 16, 16)
+    real = boundary_jump(np.stack([to_uint8(v) for v in videos]), 4)
+    assert reconstruction_jump(lambda clip: clip, videos, 4) == real
+    offsets = iter([-0.2, 0.2])  # each clip reconstructed with its own error, as a real autoencoder's
+    shifted = reconstruction_jump(lambda clip: clip + next(offsets), videos, 4)
+    assert shifted["inside"] == pytest.approx(real["inside"], abs=0.5) and shifted["boundary"] > real["boundary"] + 40
 
 
 def test_background_is_the_video_without_its_shape():

@@ -83,7 +83,7 @@ def sheet_rows(run: DemoRun) -> list[SheetRow]:
     jump = run.state.result("score")["boundary"]
     for path in sorted(run.path("long").glob("*.mp4"))[:1]:
         ratio = f"{jump['ratio']:.1f}x" if jump["ratio"] is not None else "n/a:"
-        floor = (jump.get("autoencoder_floor") or {}).get("ratio")
+        floor = floor_ratio(jump)
         floor = f"\n(the AE alone: {floor:.1f}x)" if floor is not None else ""
         rows.append(SheetRow(f"Generated, 32 frames\nclip 2 (orange) continues clip 1\nboundary jump {ratio} "
                              f"the in-clip change{floor}", read_video(path), generated_from=frames, new_group=True))
@@ -111,6 +111,11 @@ def write_demo_sheet(run: DemoRun) -> Path:
                 + f"Every 2nd frame, {px}x{px} px shown at 3x. Orange: frames generated after, and conditioned on, "
                 "the frames to their left.")
     return write_contact_sheet(run.path("contact_sheet.png"), sheet_rows(run), title, subtitle, every=SHEET_EVERY)
+
+
+def floor_ratio(boundary: dict) -> float | None:
+    """The autoencoder's own jump (score.py); None in a folder scored before it was measured."""
+    return (boundary.get("autoencoder_floor") or {}).get("ratio")
 
 
 def _target(value: float | None, target: float, higher_is_better: bool, why_not: str = "") -> dict:
@@ -142,7 +147,7 @@ def targets(run: DemoRun, total_s: float) -> dict:
         return out
     out["judge_share_requested_class"] = _target(judge["generated"]["share"], TARGET_JUDGE_SHARE, True)
     shapes = judge["long"]["share"] >= TARGET_JUDGE_SHARE
-    floor = (score["boundary"].get("autoencoder_floor") or {}).get("ratio")
+    floor = floor_ratio(score["boundary"])
     notes = ([] if shapes else [f"the long samples are judged their class in only {judge['long']['share']:.0%}: no shapes to continue"]) \
         + ([f"the autoencoder alone jumps {floor:.1f}x (each clip decoded on its own): no model goes below it"]
            if floor is not None and floor > TARGET_BOUNDARY_RATIO else [])

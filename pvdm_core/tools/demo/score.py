@@ -21,11 +21,11 @@ import torch
 from pvdm_core.artifacts.load import load_autoencoder
 from pvdm_core.data.labels import class_of
 from pvdm_core.data.synthetic import synthetic_video
-from pvdm_core.evaluation.metrics.continuity import boundary_jump
+from pvdm_core.evaluation.metrics.continuity import boundary_jump, reconstruction_jump
 from pvdm_core.evaluation.metrics.shape_judge import NONE, Judge, to_float_videos
 from pvdm_core.generate.sample import ae_decode, ae_encode
 from pvdm_core.io.checkpoint import load_tensors
-from pvdm_core.io.video_io import read_video, to_uint8
+from pvdm_core.io.video_io import read_video
 from pvdm_core.tools.demo.plan import NUM_LONG
 from pvdm_core.tools.demo.state import DemoRun
 
@@ -68,9 +68,7 @@ def autoencoder_boundary_floor(run: DemoRun) -> dict[str, float]:
     d = ae.cfg.data
     videos = torch.stack([synthetic_video(run.test_seed(i), 2 * d.frames, d.resolution, d.class_labels)
                           for i in range(NUM_LONG)])  # (N, 3, 2T, H, W)
-    clips = [videos[:, :, k * d.frames:(k + 1) * d.frames] for k in (0, 1)]
-    rebuilt = torch.cat([ae_decode(ae.model, ae_encode(ae.model, c, device), device).cpu() for c in clips], dim=2)
-    return boundary_jump(np.stack([to_uint8(v) for v in rebuilt]), d.frames)
+    return reconstruction_jump(lambda clip: ae_decode(ae.model, ae_encode(ae.model, clip, device), device), videos, d.frames)
 
 
 def score_demo(run: DemoRun) -> dict:
