@@ -11,6 +11,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from pvdm_core.base.config import load_config
@@ -152,10 +153,16 @@ def test_a_run_that_trained_too_little_says_so(tmp_path):
     run.state.finish("train-ae", {"step": 40})
     run.state.finish("train-diffusion", {"step": 30})
     verdict = demo_report.training_verdict(run)
-    assert not verdict["enough"] and "trained too little: 40 autoencoder and 30 diffusion steps" in verdict["note"]
+    assert not verdict["enough"] and "trained too little: 40 autoencoder steps of 8 clips" in verdict["note"]
     run.state.finish("train-ae", {"step": demo_report.RECIPE_AE_STEPS})
     run.state.finish("train-diffusion", {"step": demo_report.RECIPE_DM_STEPS})
     assert demo_report.training_verdict(run)["enough"]
+    # clips, not steps, count: an eighth of the recipe's steps at 8x its batch (a GPU run) is enough
+    big = demo.DemoRun(opts, load_config("demo", None, ["ae_train.batch_size=64", "diffusion_train.batch_size=64"]),
+                       run.state)
+    run.state.finish("train-ae", {"step": demo_report.RECIPE_AE_STEPS // 8})
+    run.state.finish("train-diffusion", {"step": demo_report.RECIPE_DM_STEPS // 8})
+    assert demo_report.training_verdict(big)["enough"] and not demo_report.training_verdict(run)["enough"]
 
 
 def test_state_refuses_other_settings(tmp_path):
@@ -190,3 +197,12 @@ def test_demo_stages_run_at_the_precision_of_run_amp(tmp_path, monkeypatch):
     for overrides, precision in (([], "fp32"), (["run.amp=bf16"], "bf16")):
         with pytest.raises(_Seen, match=precision):
             demo.run_demo(DemoOptions(tmp_path / precision, choose_device("cpu"), overrides=overrides))
+
+
+def test_demo_trains_at_batch_64_on_a_gpu_unless_told_otherwise():
+    cpu = demo.demo_config("demo", [], torch.device("cpu"))
+    gpu = demo.demo_config("demo", [], torch.device("cuda"))
+    assert (cpu.ae_train.batch_size, cpu.diffusion_train.batch_size) == (8, 8)
+    assert (gpu.ae_train.batch_size, gpu.diffusion_train.batch_size) == (64, 64)
+    told = demo.demo_config("demo", ["diffusion_train.batch_size=16"], torch.device("cuda"))
+    assert (told.ae_train.batch_size, told.diffusion_train.batch_size) == (64, 16)

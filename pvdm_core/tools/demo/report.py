@@ -27,9 +27,10 @@ from pvdm_core.tools.demo.state import DemoRun
 TARGET_JUDGE_SHARE = 0.9  # class-conditional samples judged the class asked for
 TARGET_BOUNDARY_RATIO = 2.0  # clip-boundary jump / in-clip change, for long samples that are shapes
 TARGET_BUDGET_USE = 0.85  # share of --minutes used unless every step cap was reached
-# A run below ENOUGH_SHARE of the recipe's step counts (the 30-minute run of benchmarks/RESULTS.md,
-# "Demo") trained too little for its samples to mean much, and says so.
-RECIPE_MINUTES, RECIPE_AE_STEPS, RECIPE_DM_STEPS = 30.0, 3200, 3400
+# A run below ENOUGH_SHARE of the training clips the recipe's models see (the 30-minute CPU run of
+# benchmarks/RESULTS.md, "Demo": these steps at batch 8) trained too little for its samples to mean
+# much, and says so. Clips, not steps: a GPU run at batch 64 learns from 8x the clips a step.
+RECIPE_MINUTES, RECIPE_AE_STEPS, RECIPE_DM_STEPS, RECIPE_BATCH = 30.0, 3200, 3400, 8
 ENOUGH_SHARE = 0.5
 SHEET_PAIRS = 2  # held-out real / reconstruction pairs on the sheet
 SHEET_GENERATED = 3  # 16-frame samples on the sheet
@@ -124,16 +125,20 @@ def _target(value: float | None, target: float, higher_is_better: bool, why_not:
 
 
 def training_verdict(run: DemoRun) -> dict:
-    """Whether the models trained enough for their samples to mean much: steps against the recipe's."""
+    """Whether the models trained enough for their samples to mean much: the training clips each
+    model saw (steps x global batch) against the recipe's."""
     ae, dm = run.state.result("train-ae")["step"], run.state.result("train-diffusion")["step"]
-    need_ae = min(run.plan.ae_steps, int(ENOUGH_SHARE * RECIPE_AE_STEPS))
-    need_dm = min(run.plan.diffusion_steps, int(ENOUGH_SHARE * RECIPE_DM_STEPS))
-    enough = ae >= need_ae and dm >= need_dm
-    note = "" if enough else (f"trained too little: {ae} autoencoder and {dm} diffusion steps, where the recipe's "
-                              f"{RECIPE_MINUTES:g}-minute run trains {RECIPE_AE_STEPS} and {RECIPE_DM_STEPS}; expect weak "
-                              "samples (a busy machine or a short --minutes)")
-    return {"enough": enough, "autoencoder_steps": ae, "diffusion_steps": dm, "recipe_steps": [RECIPE_AE_STEPS, RECIPE_DM_STEPS],
-            **({"note": note} if note else {})}
+    ae_batch, dm_batch = run.cfg.ae_train.batch_size, run.cfg.diffusion_train.batch_size
+    need_ae = min(run.plan.ae_steps * ae_batch, int(ENOUGH_SHARE * RECIPE_AE_STEPS * RECIPE_BATCH))
+    need_dm = min(run.plan.diffusion_steps * dm_batch, int(ENOUGH_SHARE * RECIPE_DM_STEPS * RECIPE_BATCH))
+    enough = ae * ae_batch >= need_ae and dm * dm_batch >= need_dm
+    note = "" if enough else (
+        f"trained too little: {ae} autoencoder steps of {ae_batch} clips and {dm} diffusion steps of {dm_batch}, "
+        f"where the recipe's {RECIPE_MINUTES:g}-minute run trains {RECIPE_AE_STEPS} and {RECIPE_DM_STEPS} steps of "
+        f"{RECIPE_BATCH}; expect weak samples (a busy machine or a short --minutes)")
+    return {"enough": enough, "autoencoder_steps": ae, "diffusion_steps": dm, "autoencoder_clips": ae * ae_batch,
+            "diffusion_clips": dm * dm_batch, "recipe_steps": [RECIPE_AE_STEPS, RECIPE_DM_STEPS],
+            "recipe_batch": RECIPE_BATCH, **({"note": note} if note else {})}
 
 
 def targets(run: DemoRun, total_s: float) -> dict:
