@@ -233,6 +233,19 @@ def test_plane_mse_weights_planes_by_size():
     assert plane_mse(a, b).item() == pytest.approx(256 / 1280)
 
 
+def test_plane_loss_weights_weight_each_plane_and_default_to_the_plain_mean():
+    a = tri_planes(2)
+    b = Planes(a.z_s + 1, a.z_h, a.z_w)  # error 1 on the content plane, a fifth of the numbers
+    assert plane_mse(a, b, plane_weights=[4, 1, 1]).item() == pytest.approx(4 * 256 / (4 * 256 + 1024))
+    noisy = plane_map(lambda p: p + torch.randn_like(p), a)
+    assert torch.equal(plane_mse(a, noisy, plane_weights=[1, 1, 1]), plane_mse(a, noisy))
+    per_example = torch.tensor([0.5, 2.0])
+    assert torch.equal(plane_mse(a, noisy, per_example, [1, 1, 1]), plane_mse(a, noisy, per_example))
+    for bad in ([1, 1], [-1, 1, 1], [0, 0, 0]):
+        with pytest.raises(BadInputError, match="plane loss weights"):
+            plane_mse(a, b, plane_weights=bad)
+
+
 def test_draw_cond_mask():
     mask = draw_cond_mask(10000, 0.3, torch.Generator().manual_seed(0))
     assert mask.dtype == torch.bool and mask.float().mean().item() == pytest.approx(0.3, abs=0.02)

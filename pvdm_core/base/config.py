@@ -149,6 +149,11 @@ class DiffusionConfig:
     # std) that condition a clip: at sampling time the condition is a decoded and re-encoded
     # generated clip, never a clean one (LVDM's remedy for drift across clips). 0 = the reference.
     cond_noise: float = 0.0
+    # Loss weight of each plane's squared errors (content z_s, then the motion planes z_h, z_w),
+    # a weighted mean. The reference averages every latent number alike, which gives the content
+    # plane, the one a sample gets wrong (benchmarks/RESULTS.md, "Learning", 4), a fifth of the
+    # loss at 16 frames (64 of 320 numbers at 32 px). [1, 1, 1] = the reference.
+    plane_loss_weights: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
     # Class-conditional models: share of training examples whose label is replaced by the null
     # label, so that one model learns the unconditional branch classifier-free guidance needs
     # (Ho & Salimans 2022 use 0.1-0.2). Unused when unet.num_classes is 0.

@@ -12,6 +12,8 @@ from typing import Union
 import torch
 from torch import Tensor
 
+from pvdm_core.base.errors import BadInputError
+
 Planes = Union[Tensor, Sequence[Tensor]]  # (z_s, z_h, z_w), a NamedTuple of them, or one tensor
 
 
@@ -68,15 +70,19 @@ def plane_randn_like(x: Planes, generator: Noise = None) -> Planes:
     return plane_map(draw, x)
 
 
-def plane_mse(a: Planes, b: Planes, weights: Tensor | None = None) -> Tensor:
+def plane_mse(a: Planes, b: Planes, weights: Tensor | None = None, plane_weights: Sequence[float] | None = None) -> Tensor:
     """Mean squared error over all latent numbers of all planes (planes weighted by size); with
-    `weights` (B,), example b's squared errors count weights[b] times."""
+    `weights` (B,), example b's squared errors count weights[b] times; with `plane_weights`, plane
+    k's count plane_weights[k] times (a weighted mean: all ones is the plain one)."""
     pa, pb = plane_list(a), plane_list(b)
-    total = sum(p.numel() for p in pa)
+    pw = [1.0] * len(pa) if plane_weights is None else [float(w) for w in plane_weights]
+    if len(pw) != len(pa) or min(pw) < 0 or sum(pw) <= 0:
+        raise BadInputError(f"plane loss weights must be {len(pa)} numbers >= 0, not all 0; got {list(plane_weights)}")
+    total = sum(w * p.numel() for w, p in zip(pw, pa, strict=True))
+    squared = [w * (x.float() - y.float()) ** 2 for w, x, y in zip(pw, pa, pb, strict=True)]
     if weights is None:
-        return sum(((x.float() - y.float()) ** 2).sum() for x, y in zip(pa, pb, strict=True)) / total
-    per_example = sum(((x.float() - y.float()) ** 2).flatten(1).sum(1) for x, y in zip(pa, pb, strict=True))
-    return (weights.float() * per_example).sum() / total
+        return sum(sq.sum() for sq in squared) / total
+    return (weights.float() * sum(sq.flatten(1).sum(1) for sq in squared)).sum() / total
 
 
 def plane_std(x: Planes) -> tuple[float, ...]:

@@ -8,7 +8,7 @@ the clean data.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import get_args
 
@@ -150,6 +150,7 @@ def diffusion_loss(
     prediction: Prediction = "eps",
     label: Tensor | None = None,
     min_snr_gamma: float = 0.0,
+    plane_weights: Sequence[float] | None = None,
 ) -> Tensor:
     """PVDM's joint objective for clips of any length (Yu et al. 2023, Sec. 3.3):
 
@@ -161,7 +162,8 @@ def diffusion_loss(
     `z_prev=None` or `cond_mask=None` means no example is conditioned. The squared error is
     averaged over every latent number of the three planes (DDPM eq. 14, "L_simple"). A
     class-conditional model also gets `label` (B,), -1 where label dropout chose the null label.
-    `min_snr_gamma` > 0 weights each example by `min_snr_weights` instead of uniformly.
+    `min_snr_gamma` > 0 weights each example by `min_snr_weights` instead of uniformly;
+    `plane_weights` (content, then the two motion planes) weights each plane's squared errors.
     """
     # 1. diffuse the clean latents of the clip to predict: z2_t ~ q(z2_t | z2_0)
     x_t = q_sample(z_next, t, noise, schedule)
@@ -178,7 +180,7 @@ def diffusion_loss(
     target = noise if prediction == "eps" else v_target(z_next, t, noise, schedule)
     out = model(x_t, t, cond) if label is None else model(x_t, t, cond, label)
     weights = min_snr_weights(t, schedule, prediction, min_snr_gamma) if min_snr_gamma > 0 else None
-    return plane_mse(out, target, weights)
+    return plane_mse(out, target, weights, plane_weights)
 
 
 def min_snr_weights(t: Tensor, schedule: NoiseSchedule, prediction: Prediction, gamma: float) -> Tensor:

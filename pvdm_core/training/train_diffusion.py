@@ -256,7 +256,7 @@ def train_diffusion(cfg: Config, opts: DiffusionTrainOptions) -> dict[str, Any]:
                     loss = diffusion_loss(forward, to_dev(z), to_dev(z_prev), t_mine[rows].to(device.device),
                                           to_dev(noise_mine), mask_mine[rows], schedule, cfg.diffusion.prediction,
                                           label_mine[rows].to(device.device) if class_names else None,
-                                          cfg.diffusion.min_snr_gamma)
+                                          cfg.diffusion.min_snr_gamma, cfg.diffusion.plane_loss_weights)
                     scaler.scale(loss / tc.grad_accum).backward()
                 loss_sum += float(loss.detach()) / tc.grad_accum
             check_finite(loss_sum, state.step, run_dir, scaler)
