@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from pvdm_core.base.config import DiffusionConfig, UNetConfig
+from pvdm_core.base.config import DiffusionConfig, UNetConfig, load_config
 from pvdm_core.diffusion.process import (NoiseSchedule, diffusion_loss, draw_cond_mask, draw_timesteps, eps_from_v,
                                          linear_schedule, q_sample, v_target)
 from pvdm_core.base.errors import BadInputError
@@ -242,9 +242,9 @@ def test_plane_loss_weights_weight_each_plane_and_default_to_the_plain_mean():
     assert torch.equal(plane_mse(a, noisy), plain) and torch.equal(plane_mse(a, noisy, plane_weights=[1, 1, 1]), plain)
     per_example = torch.tensor([0.5, 2.0])
     assert torch.equal(plane_mse(a, noisy, per_example, [1, 1, 1]), plane_mse(a, noisy, per_example))
-    for bad in ([1, 1], [-1, 1, 1], [0, 0, 0]):
-        with pytest.raises(BadInputError, match="plane loss weights"):
-            plane_mse(a, b, plane_weights=bad)
+    for bad in ("[1, 1]", "[-1, 1, 1]", "[0, 0, 0]"):  # refused when the config is read, before any work
+        with pytest.raises(BadInputError, match="plane_loss_weights"):
+            load_config("demo", None, [f"diffusion.plane_loss_weights={bad}"])
 
 
 def test_draw_cond_mask():

@@ -159,6 +159,12 @@ class DiffusionConfig:
     # (Ho & Salimans 2022 use 0.1-0.2). Unused when unet.num_classes is 0.
     label_dropout: float = 0.1
 
+    def __post_init__(self) -> None:
+        # checked here, not at the first training step, which can come after hours of encoding
+        w = self.plane_loss_weights
+        if len(w) != 3 or min(w) < 0 or sum(w) <= 0:
+            raise BadInputError(f"diffusion.plane_loss_weights must be 3 numbers >= 0, not all 0; got {w}")
+
 
 @dataclass
 class DiffusionTrainConfig:

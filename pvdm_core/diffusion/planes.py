@@ -12,8 +12,6 @@ from typing import Union
 import torch
 from torch import Tensor
 
-from pvdm_core.base.errors import BadInputError
-
 Planes = Union[Tensor, Sequence[Tensor]]  # (z_s, z_h, z_w), a NamedTuple of them, or one tensor
 
 
@@ -75,9 +73,7 @@ def plane_mse(a: Planes, b: Planes, weights: Tensor | None = None, plane_weights
     `weights` (B,), example b's squared errors count weights[b] times; with `plane_weights`, plane
     k's count plane_weights[k] times (a weighted mean: all ones is the plain one)."""
     pa, pb = plane_list(a), plane_list(b)
-    pw = [1.0] * len(pa) if plane_weights is None else [float(w) for w in plane_weights]
-    if len(pw) != len(pa) or min(pw) < 0 or sum(pw) <= 0:
-        raise BadInputError(f"plane loss weights must be {len(pa)} numbers >= 0, not all 0; got {list(plane_weights)}")
+    pw = [1.0] * len(pa) if plane_weights is None else [float(w) for w in plane_weights]  # checked by DiffusionConfig
     total = sum(w * p.numel() for w, p in zip(pw, pa, strict=True))
     squared = [w * (x.float() - y.float()) ** 2 for w, x, y in zip(pw, pa, pb, strict=True)]
     if weights is None:
