@@ -85,9 +85,9 @@ def sheet_rows(run: DemoRun) -> list[SheetRow]:
     for path in sorted(run.path("long").glob("*.mp4"))[:1]:
         ratio = f"{jump['ratio']:.1f}x" if jump["ratio"] is not None else "n/a:"
         floor = floor_ratio(jump)
-        floor = f"\n(the AE alone: {floor:.1f}x)" if floor is not None else ""
+        alone = f"\n(the AE alone: {floor:.1f}x)" if floor is not None else ""
         rows.append(SheetRow(f"Generated, 32 frames\nclip 2 (orange) continues clip 1\nboundary jump {ratio} "
-                             f"the in-clip change{floor}", read_video(path), generated_from=frames, new_group=True))
+                             f"the in-clip change{alone}", read_video(path), generated_from=frames, new_group=True))
     for path in sorted(run.path("extended").glob("*.mp4"))[:1]:
         truth = run.path("real-32") / path.name
         rows.append(SheetRow("Held-out real, 32 frames\nthe true continuation", read_video(truth), new_group=True))
@@ -129,15 +129,16 @@ def training_verdict(run: DemoRun) -> dict:
     model saw (steps x global batch) against the recipe's."""
     ae, dm = run.state.result("train-ae")["step"], run.state.result("train-diffusion")["step"]
     ae_batch, dm_batch = run.cfg.ae_train.batch_size, run.cfg.diffusion_train.batch_size
+    ae_clips, dm_clips = ae * ae_batch, dm * dm_batch
     need_ae = min(run.plan.ae_steps * ae_batch, int(ENOUGH_SHARE * RECIPE_AE_STEPS * RECIPE_BATCH))
     need_dm = min(run.plan.diffusion_steps * dm_batch, int(ENOUGH_SHARE * RECIPE_DM_STEPS * RECIPE_BATCH))
-    enough = ae * ae_batch >= need_ae and dm * dm_batch >= need_dm
+    enough = ae_clips >= need_ae and dm_clips >= need_dm
     note = "" if enough else (
         f"trained too little: {ae} autoencoder steps of {ae_batch} clips and {dm} diffusion steps of {dm_batch}, "
         f"where the recipe's {RECIPE_MINUTES:g}-minute run trains {RECIPE_AE_STEPS} and {RECIPE_DM_STEPS} steps of "
         f"{RECIPE_BATCH}; expect weak samples (a busy machine or a short --minutes)")
-    return {"enough": enough, "autoencoder_steps": ae, "diffusion_steps": dm, "autoencoder_clips": ae * ae_batch,
-            "diffusion_clips": dm * dm_batch, "recipe_steps": [RECIPE_AE_STEPS, RECIPE_DM_STEPS],
+    return {"enough": enough, "autoencoder_steps": ae, "diffusion_steps": dm, "autoencoder_clips": ae_clips,
+            "diffusion_clips": dm_clips, "recipe_steps": [RECIPE_AE_STEPS, RECIPE_DM_STEPS],
             "recipe_batch": RECIPE_BATCH, **({"note": note} if note else {})}
 
 
