@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -19,6 +19,7 @@ def demo(
     preset: Annotated[str, typer.Option("--preset", "-p", help="Preset of the models (see `pvdm presets`); its step counts are the caps.")] = "demo",
     num_eval: Annotated[int, typer.Option("--num-eval", help="Videos per FVD side: held-out real, generated, reconstructed, untrained (64: the quality benchmark's protocol, about 3 more minutes on 2 CPU cores).")] = 32,
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed (video i uses seed + i).")] = 0,
+    procs: Annotated[Optional[int], typer.Option("--procs", help="Training processes on a CPU, one core and the preset's batch each (the global batch grows with them). Default: 2 where there are 2 cores or more, 1 on a GPU.")] = None,
     set_: SetOpt = None, device: DeviceOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Train the autoencoder and the diffusion model on the embedded synthetic dataset, sample, extend a
@@ -32,6 +33,6 @@ def demo(
     from pvdm_core.tools.demo.run import DemoOptions, run_demo
 
     choice = choose_device(device)
-    summary = run_demo(DemoOptions(out, choice, minutes, preset, set_ or [], num_eval, seed))
+    summary = run_demo(DemoOptions(out, choice, minutes, preset, set_ or [], num_eval, seed, procs))
     paths = summary["paths"]
     emit(summary, as_json, [paths["summary"], paths["contact_sheet"], paths["generated"], paths["long"], paths["extended"]])

@@ -22,6 +22,8 @@ from pvdm_core.models.autoencoder import Latents
 from pvdm_core.training.toolbox import TimeBudget, lr_factor
 from pvdm_core.training.train_diffusion import noisy_condition
 
+CPU = torch.device("cpu")
+
 
 def test_lr_follows_the_larger_of_step_and_time_share():
     f = lambda k, share: lr_factor(k, 110, "cosine", 10, 0.1, share)  # noqa: E731
@@ -36,11 +38,11 @@ def test_time_budget_counts_earlier_runs(monkeypatch):
     now = [100.0]
     monkeypatch.setattr(time, "monotonic", lambda: now[0])
     budget = TimeBudget(60.0, spent_s=30.0)
-    assert budget.share() == pytest.approx(0.5) and budget.left_s() == 30.0
+    assert budget.share(CPU) == pytest.approx(0.5) and budget.left_s() == 30.0
     now[0] += 15
-    assert budget.share() == pytest.approx(0.75)
+    assert budget.share(CPU) == pytest.approx(0.75)
     now[0] += 100
-    assert budget.share() == 1.0 and TimeBudget(0.0).share() == 1.0
+    assert budget.share(CPU) == 1.0 and TimeBudget(0.0).share(CPU) == 1.0
 
 
 def test_latent_noise_reaches_the_decoder_only():

@@ -8,11 +8,12 @@ or every 30 s, whichever comes first. PVDM_NO_PROGRESS=1 silences both.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,6 +144,19 @@ def progress_bar(disable: bool = False, lines: bool = True) -> Progress | LinePr
         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
         console=console, transient=False, disable=disable or silenced() or plain_lines(),
     )
+
+
+@contextlib.contextmanager
+def paused(bar: Progress | LineProgress) -> Iterator[None]:
+    """A live bar stops drawing while another process (a training rank) draws its own on the
+    same terminal; plain lines need no pause."""
+    if isinstance(bar, Progress):
+        bar.stop()
+    try:
+        yield
+    finally:
+        if isinstance(bar, Progress):
+            bar.start()
 
 
 def log(message: str) -> None:

@@ -223,9 +223,11 @@ class TimeBudget:
     def __init__(self, total_s: float, spent_s: float = 0.0):
         self.total_s, self.spent_s, self.started = total_s, spent_s, time.monotonic()
 
-    def share(self) -> float:
-        """Share of the budget used so far, in [0, 1]."""
-        return min(1.0, (self.spent_s + time.monotonic() - self.started) / self.total_s) if self.total_s > 0 else 1.0
+    def share(self, device: torch.device) -> float:
+        """Share of the budget used so far, in [0, 1]; under several processes the largest of
+        theirs (an all-reduce on `device`), since ranks stepping at different lrs would drift apart."""
+        mine = min(1.0, (self.spent_s + time.monotonic() - self.started) / self.total_s) if self.total_s > 0 else 1.0
+        return dist.max_over_ranks(mine, device)
 
     def left_s(self) -> float:
         return max(0.0, self.total_s - self.spent_s)
@@ -384,6 +386,6 @@ class StopRequest:
         mine = self.reason
         code = dist.max_over_ranks(STOP_REASONS.index(mine) + 1 if mine else 0, self.device)
         self.stopped = STOP_REASONS[code - 1] if code else None
-        if self.stopped is not None:
+        if self.stopped is not None and dist.is_main():
             log(f"stopping at step {step} ({self.stopped}); checkpoint saved, re-run the same command to resume")
         return self.stopped is not None

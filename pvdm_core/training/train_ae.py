@@ -167,7 +167,8 @@ def train_autoencoder(cfg: Config, opts: AETrainOptions) -> dict[str, Any]:
     saved = latest_checkpoint(run_dir, AE_KIND, cfg, ("ae", "data.frames", "data.resolution"))
     if saved is not None:
         state.load_state_dict(saved, optional=(*GAN_PARTS, "gan"))
-        log(f"resuming from {saved['path']} at step {state.step}")
+        if main:
+            log(f"resuming from {saved['path']} at step {state.step}")
 
     # 3. data: step k's batch is a pure function of (seed, k), so resuming replays nothing
     micro = micro_batches(tc.batch_size, tc.grad_accum)
@@ -189,7 +190,7 @@ def train_autoencoder(cfg: Config, opts: AETrainOptions) -> dict[str, Any]:
             frame_idx = torch.randint(0, clips.shape[2], (tc.batch_size,), generator=g)[rank_rows()]
             noise = latent_noise(model, tc, g)
             in_gan = critics is not None and guard.active and state.step >= tc.disc_start
-            set_lr(opt, tc, state.step, opts.time_budget.share() if opts.time_budget else 0.0)
+            set_lr(opt, tc, state.step, opts.time_budget.share(device.device) if opts.time_budget else 0.0)
             logs: dict[str, float] = {}
 
             # forward and backward per micro-batch (gradients sync on the last), then the critics'

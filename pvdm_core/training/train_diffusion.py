@@ -220,7 +220,8 @@ def train_diffusion(cfg: Config, opts: DiffusionTrainOptions) -> dict[str, Any]:
         if saved["ae_hash"] != opts.ae.ae_hash:
             raise BadInputError(f"{run_dir} was trained on another autoencoder (ae_hash {saved['ae_hash']})")
         state.load_state_dict(saved)
-        log(f"resuming from {saved['path']} at step {state.step}")
+        if main:
+            log(f"resuming from {saved['path']} at step {state.step}")
 
     # 3. latents in memory; step k's batch, noise, t, condition mask and label drops are functions of (seed, k)
     pairs, latent_std, class_names = training_latents(cfg, opts, tuple(saved["latent_std"]) if saved else None)
@@ -248,7 +249,7 @@ def train_diffusion(cfg: Config, opts: DiffusionTrainOptions) -> dict[str, Any]:
                                                                            has_prev, label if class_names else None)
 
             # forward and backward per micro-batch; gradients sync on the last
-            set_lr(opt, tc, state.step, opts.time_budget.share() if opts.time_budget else 0.0)
+            set_lr(opt, tc, state.step, opts.time_budget.share(device.device) if opts.time_budget else 0.0)
             loss_sum = 0.0
             for rows, sync in grad_accumulation(ddp, micro, tc.grad_accum):
                 to_dev = lambda planes: planes.take(rows).to(device.device, non_blocking=True)

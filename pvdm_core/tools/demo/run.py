@@ -21,12 +21,14 @@ commands resume from their checkpoints, within what is left of their time budget
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -35,9 +37,10 @@ from pvdm_core import __version__
 from pvdm_core.artifacts.load import LoadedDiffusion, build_unet, load_autoencoder, load_diffusion
 from pvdm_core.base.atomic import write_text_atomic
 from pvdm_core.base.config import Config, load_config
-from pvdm_core.base.device import with_amp
+from pvdm_core.base.distributed import run_on_local_ranks
+from pvdm_core.base.device import DeviceChoice, with_amp
 from pvdm_core.base.errors import BadInputError, PvdmError
-from pvdm_core.base.progress import log, progress_bar
+from pvdm_core.base.progress import log, paused, progress_bar
 from pvdm_core.data.synthetic import synthetic_video, write_synthetic_videos
 from pvdm_core.io.runs import dumps, prepare_run_dir
 from pvdm_core.tools.demo.plan import NUM_EXTEND, NUM_LONG, diffusion_budget, make_plan
@@ -56,6 +59,10 @@ JUDGE_BUDGET = {"n_train": 4096, "max_steps": 900, "max_seconds": 240.0}
 # and a 5-minute demo there judged 72% of its samples the class asked for at batch 64, 50% at batch
 # 8 (benchmarks/RESULTS.md, "Demo on a GPU"). The CPU keeps batch 8: batch 64 costs ~8x a step there.
 GPU_BATCH_OVERRIDES = ["ae_train.batch_size=64", "diffusion_train.batch_size=64"]
+# Stages that train in opts.procs processes on a CPU (`distributed.run_on_local_ranks`), each at
+# the preset's batch: on 2 cores two processes of one thread take 1.9x the clips a minute of one
+# process of two threads (benchmarks/RESULTS.md, "Demo").
+ON_RANKS = ("train-ae", "train-diffusion")
 BUSY_SHARE = 0.4  # a plan training for less than this share of the budget warns
 LONG_SEED = 1000  # 32-frame samples use seeds 1000, 1001, ... (the FVD samples use 0 .. N-1)
 
@@ -132,13 +139,14 @@ def _stage_train_ae(run: DemoRun) -> dict:
     cfg = dataclasses.replace(run.cfg, ae_train=dataclasses.replace(run.cfg.ae_train, steps=run.plan.ae_steps))
     run_dir = prepare_run_dir(run.path("ae"), cfg, "train-ae")
     budget = _budget(run, "train-ae", run.plan.ae_cap_s)
-    result = train_autoencoder(cfg, AETrainOptions(run_dir, run.opts.device, _cap(budget), time_budget=budget))
+    result = run_on_local_ranks(train_autoencoder, (cfg, AETrainOptions(run_dir, run.opts.device, _cap(budget),
+                                                                         time_budget=budget)), run.opts.procs)
     _stopped_by_user(result, "train-ae", run)
     return {**result, "budget_s": round(budget.total_s, 1)}
 
 
 def _stage_train_diffusion(run: DemoRun) -> dict:
-    from pvdm_core.training.train_diffusion import DiffusionTrainOptions, adopt_autoencoder, train_diffusion
+    from pvdm_core.training.train_diffusion import adopt_autoencoder
 
     if "diffusion_budget_s" not in run.state.data:  # re-planned once, when the stage first starts
         spent = sum(run.state.data["seconds"].values())
@@ -152,10 +160,19 @@ def _stage_train_diffusion(run: DemoRun) -> dict:
         run.cfg.diffusion_train, steps=steps, sample_every=steps)), ae, set())
     run_dir = prepare_run_dir(run.path("dm"), cfg, "train-diffusion")
     budget = _budget(run, "train-diffusion", run.state.data["diffusion_budget_s"])
-    result = train_diffusion(cfg, DiffusionTrainOptions(run_dir, run.opts.device, ae, None, _cap(budget),
-                                                        time_budget=budget))
+    result = run_on_local_ranks(train_diffusion_on, (cfg, run.path("ae"), run_dir, run.opts.device, _cap(budget),
+                                                     budget), run.opts.procs)
     _stopped_by_user(result, "train-diffusion", run)
     return {**result, "budget_s": round(budget.total_s, 1)}
+
+
+def train_diffusion_on(cfg: Config, ae_dir: Path, run_dir: Path, device: DeviceChoice, max_time: float,
+                       budget: TimeBudget) -> dict:
+    """train_diffusion on the autoencoder in `ae_dir`, loaded here: each rank process loads its own."""
+    from pvdm_core.training.train_diffusion import DiffusionTrainOptions, train_diffusion
+
+    ae = load_autoencoder(ae_dir, device.device)
+    return train_diffusion(cfg, DiffusionTrainOptions(run_dir, device, ae, None, max_time, time_budget=budget))
 
 
 def untrained_model(trained: LoadedDiffusion, seed: int) -> LoadedDiffusion:
@@ -264,9 +281,21 @@ STAGES: list[tuple[str, Callable[[DemoRun], dict]]] = [
 ]
 
 
-def demo_config(preset: str, overrides: list[str], device: torch.device) -> Config:
-    """The preset with the device's batch sizes (GPU_BATCH_OVERRIDES on CUDA), then the user's --set."""
-    return load_config(preset, None, (GPU_BATCH_OVERRIDES if device.type == "cuda" else []) + list(overrides))
+def default_procs(device: torch.device) -> int:
+    """Training processes when --procs is not given: one per core up to 2 on a CPU (measured on 2
+    cores; more processes would also grow the global batch), 1 on a GPU."""
+    return min(2, os.cpu_count() or 1) if device.type == "cpu" else 1
+
+
+def demo_config(preset: str, overrides: list[str], device: torch.device, procs: int = 1) -> Config:
+    """The preset with the device's batch sizes, then the user's --set: GPU_BATCH_OVERRIDES on CUDA;
+    on a CPU, the preset's batch in each of `procs` processes (a global batch procs times it)."""
+    extra = GPU_BATCH_OVERRIDES if device.type == "cuda" else []
+    if device.type != "cuda" and procs > 1:
+        base = load_config(preset)
+        extra = [f"ae_train.batch_size={procs * base.ae_train.batch_size}",
+                 f"diffusion_train.batch_size={procs * base.diffusion_train.batch_size}"]
+    return load_config(preset, None, extra + list(overrides))
 
 
 def run_demo(opts: DemoOptions) -> dict[str, Any]:
@@ -275,7 +304,12 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
         raise BadInputError(f"--minutes must be positive, got {opts.minutes}")
     if opts.num_eval < 2:
         raise BadInputError(f"--num-eval must be at least 2 (FVD fits a Gaussian), got {opts.num_eval}")
-    cfg = demo_config(opts.preset, opts.overrides, opts.device.device)
+    procs = default_procs(opts.device.device) if opts.procs is None else opts.procs
+    if procs < 1 or (procs > 1 and opts.device.device.type != "cpu"):
+        raise BadInputError(f"--procs must be 1 on a GPU (several GPUs: `torchrun` the training commands) "
+                            f"and at least 1 on a CPU, got {procs}")
+    opts = dataclasses.replace(opts, procs=procs)
+    cfg = demo_config(opts.preset, opts.overrides, opts.device.device, procs)
     if cfg.data.dataset != "synthetic":
         raise BadInputError(f"the demo runs on the embedded synthetic dataset; preset {opts.preset!r} uses {cfg.data.dataset!r}")
     opts = dataclasses.replace(opts, device=with_amp(opts.device, cfg.run.amp))  # --set run.amp: every stage
@@ -295,7 +329,8 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
                 continue
             t0 = time.monotonic()
             try:
-                result = fn(run)
+                with paused(bar) if name in ON_RANKS and procs > 1 else contextlib.nullcontext():
+                    result = fn(run)
             finally:
                 state.add_time(name, time.monotonic() - t0)
             state.finish(name, result)

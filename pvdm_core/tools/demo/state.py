@@ -29,11 +29,12 @@ class DemoOptions:
     overrides: list[str] = field(default_factory=list)
     num_eval: int = 32  # videos per FVD side; 64 is the quality benchmark's protocol, but costs 4x64 I3D clips
     seed: int = 0  # sampling seed: video i uses seed + i
+    procs: int | None = None  # training processes (CPU only); None: min(2, cores) on a CPU, 1 on a GPU
 
     def settings(self) -> dict[str, Any]:
         """What a resumed run must share with the first one."""
         return {"preset": self.preset, "overrides": list(self.overrides), "minutes": self.minutes,
-                "num_eval": self.num_eval, "seed": self.seed}
+                "num_eval": self.num_eval, "seed": self.seed, "procs": self.procs}
 
 
 class DemoState:
