@@ -206,3 +206,14 @@ def test_demo_trains_at_batch_64_on_a_gpu_unless_told_otherwise():
     assert (gpu.ae_train.batch_size, gpu.diffusion_train.batch_size) == (64, 64)
     told = demo.demo_config("demo", ["diffusion_train.batch_size=16"], torch.device("cuda"))
     assert (told.ae_train.batch_size, told.diffusion_train.batch_size) == (64, 16)
+
+
+def test_demo_trains_in_processes_of_the_presets_batch_on_a_cpu(tmp_path):
+    two = demo.demo_config("demo", [], torch.device("cpu"), procs=2)
+    assert (two.ae_train.batch_size, two.diffusion_train.batch_size) == (16, 16)  # 8 in each process
+    told = demo.demo_config("demo", ["ae_train.batch_size=4"], torch.device("cpu"), procs=2)
+    assert (told.ae_train.batch_size, told.diffusion_train.batch_size) == (4, 16)
+    assert demo.default_procs(torch.device("cuda")) == 1 and demo.default_procs(torch.device("cpu")) >= 1
+    gpu = demo.DeviceChoice(torch.device("cuda"), "test", None, False)
+    with pytest.raises(BadInputError, match="--procs must be 1 on a GPU"):
+        demo.run_demo(demo.DemoOptions(tmp_path / "d", gpu, procs=2))

@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -10,7 +9,10 @@ import textwrap
 import pytest
 import torch
 
+from pvdm_core.base import distributed as dist
+from pvdm_core.base.errors import BadInputError
 from pvdm_core.io.checkpoint import load_checkpoint
+from pvdm_core.training.toolbox import TimeBudget
 
 WORKER = textwrap.dedent("""
     import sys, torch
@@ -31,17 +33,11 @@ WORKER = textwrap.dedent("""
 """)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _launch(tmp, world: int, apart: bool = False, code: int = 0) -> list[str]:
     """Run the worker in `world` processes, one run folder (apart: one per process, as on nodes
     without a shared filesystem); each must exit with `code`; their stderr."""
     script = WORKER.format(module="training.train_ae", fn="train_autoencoder", opts="AETrainOptions")
-    port = _free_port()
+    port = dist.free_port()
     procs = []
     for rank in range(world):
         env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world),
@@ -99,7 +95,7 @@ STOP_WORKER = textwrap.dedent("""
 def test_a_stop_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
     """--max-time (or a signal) seen by one rank: every rank stops after the same step and the
     final checkpoint is written, instead of one rank saving while the other all-reduces (a hang)."""
-    port = _free_port()
+    port = dist.free_port()
     procs = []
     for rank in range(2):
         env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
@@ -120,3 +116,28 @@ def test_a_stop_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
     assert results[0]["stopped"] == results[1]["stopped"] == "max-time"
     saved = load_checkpoint(tmp_path)
     assert saved["step"] == results[0]["step"]
+
+
+def _probe(total_s: float) -> dict:
+    """Runs in each local rank: rank 1 has spent more of the same budget than rank 0."""
+    share = TimeBudget(total_s, spent_s=10.0 * dist.rank()).share(torch.device("cpu"))
+    return {"rank": dist.rank(), "world": dist.world_size(), "threads": torch.get_num_threads(), "share": share}
+
+
+def _fails_on_rank_1() -> None:
+    if dist.rank() == 1:
+        raise BadInputError("rank 1 read a corrupt file")
+
+
+def test_local_ranks_return_rank_0s_result_and_agree_on_the_time_share():
+    """`pvdm demo --procs 2`: two processes of one thread, joined by gloo; the lr's time share is
+    the largest of the ranks' (rank 0 alone would say ~0, rank 1 0.1), so both anneal alike."""
+    out = dist.run_on_local_ranks(_probe, (100.0,), 2)
+    assert (out["rank"], out["world"], out["threads"]) == (0, 2, 1)
+    assert 0.1 <= out["share"] < 0.5
+    assert dist.run_on_local_ranks(_probe, (100.0,), 1)["world"] == 1  # one process: no spawn, no group
+
+
+def test_an_error_in_a_local_rank_is_raised_with_its_message_and_exit_code():
+    with pytest.raises(BadInputError, match="rank 1 read a corrupt file"):
+        dist.run_on_local_ranks(_fails_on_rank_1, (), 2)

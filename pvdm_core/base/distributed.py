@@ -102,9 +102,9 @@ def free_port() -> int:
 def run_on_local_ranks(fn: Callable[..., T], args: tuple, world: int) -> T:
     """fn(*args) in `world` CPU processes of one torch thread each, joined by gloo as torchrun
     would join them (fn sees RANK, WORLD_SIZE, ...); returns rank 0's result. fn and args must
-    pickle (a module-level function). Why: the small models' steps are launch-bound, so two
-    threads train the demo's UNet only 1.1x as fast as one, while two processes of one thread
-    each, on two cores, take twice the clips in the same time (benchmarks/RESULTS.md, "Demo").
+    pickle (a module-level function). Why: the small models' steps are launch-bound, so on two
+    cores two threads train the demo's UNet 1.25x as fast as one, while two processes of one
+    thread each take 1.8x the clips (benchmarks/ranks.py, RESULTS.md "Demo").
 
     Only rank 0 shows progress. A PvdmError in any rank is raised here with its message and exit
     code. Ctrl-C reaches every rank (they share the terminal's process group): each stops after

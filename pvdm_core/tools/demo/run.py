@@ -60,8 +60,9 @@ JUDGE_BUDGET = {"n_train": 4096, "max_steps": 900, "max_seconds": 240.0}
 # 8 (benchmarks/RESULTS.md, "Demo on a GPU"). The CPU keeps batch 8: batch 64 costs ~8x a step there.
 GPU_BATCH_OVERRIDES = ["ae_train.batch_size=64", "diffusion_train.batch_size=64"]
 # Stages that train in opts.procs processes on a CPU (`distributed.run_on_local_ranks`), each at
-# the preset's batch: on 2 cores two processes of one thread take 1.9x the clips a minute of one
-# process of two threads (benchmarks/RESULTS.md, "Demo").
+# the preset's batch: on 2 cores two processes of one thread take 1.46x the UNet's clips a second of
+# one process of two threads (benchmarks/ranks.py; the autoencoder 1.06x), and the 30-minute demo's
+# judge share rose from 59-62% to 66-72% (benchmarks/RESULTS.md, "Demo").
 ON_RANKS = ("train-ae", "train-diffusion")
 BUSY_SHARE = 0.4  # a plan training for less than this share of the budget warns
 LONG_SEED = 1000  # 32-frame samples use seeds 1000, 1001, ... (the FVD samples use 0 .. N-1)
@@ -160,13 +161,13 @@ def _stage_train_diffusion(run: DemoRun) -> dict:
         run.cfg.diffusion_train, steps=steps, sample_every=steps)), ae, set())
     run_dir = prepare_run_dir(run.path("dm"), cfg, "train-diffusion")
     budget = _budget(run, "train-diffusion", run.state.data["diffusion_budget_s"])
-    result = run_on_local_ranks(train_diffusion_on, (cfg, run.path("ae"), run_dir, run.opts.device, _cap(budget),
+    result = run_on_local_ranks(_train_diffusion_on, (cfg, run.path("ae"), run_dir, run.opts.device, _cap(budget),
                                                      budget), run.opts.procs)
     _stopped_by_user(result, "train-diffusion", run)
     return {**result, "budget_s": round(budget.total_s, 1)}
 
 
-def train_diffusion_on(cfg: Config, ae_dir: Path, run_dir: Path, device: DeviceChoice, max_time: float,
+def _train_diffusion_on(cfg: Config, ae_dir: Path, run_dir: Path, device: DeviceChoice, max_time: float,
                        budget: TimeBudget) -> dict:
     """train_diffusion on the autoencoder in `ae_dir`, loaded here: each rank process loads its own."""
     from pvdm_core.training.train_diffusion import DiffusionTrainOptions, train_diffusion
