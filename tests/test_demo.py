@@ -217,3 +217,18 @@ def test_demo_trains_in_processes_of_the_presets_batch_on_a_cpu(tmp_path):
     gpu = demo.DeviceChoice(torch.device("cuda"), "test", None, False)
     with pytest.raises(BadInputError, match="--procs must be 1 on a GPU"):
         demo.run_demo(demo.DemoOptions(tmp_path / "d", gpu, procs=2))
+
+
+def test_class_shares_say_what_each_class_was_judged_instead():
+    from pvdm_core.tools.demo.score import class_shares
+
+    class Stub:  # judges the 6 videos: disc, disc, square->disc, square, triangle->none, triangle
+        def predict(self, videos):
+            return torch.tensor([0, 0, 0, 1, 3, 2])
+
+    out = class_shares(Stub(), np.zeros((6, 4, 8, 8, 3), np.uint8), np.array([0, 0, 1, 1, 2, 2]),
+                       ["disc", "square", "triangle"])
+    assert out["share"] == pytest.approx(4 / 6) and out["judged_none"] == pytest.approx(1 / 6)
+    assert out["per_class"] == {"disc": 1.0, "square": 0.5, "triangle": 0.5}
+    assert out["judged_as"]["square"] == {"disc": 0.5, "square": 0.5, "triangle": 0.0, "none": 0.0}
+    assert out["judged_as"]["triangle"]["none"] == 0.5

@@ -37,10 +37,14 @@ def read_videos(folder: Path) -> tuple[list[Path], np.ndarray]:
 
 
 def class_shares(judge: Judge, videos: np.ndarray, want: np.ndarray, names: list[str]) -> dict:
-    """Share of videos judged their requested class `want` (N,), overall and per class name."""
+    """Share of videos judged their requested class `want` (N,), overall and per class name, and
+    what each class's videos were judged instead (`judged_as`: requested -> judged -> share)."""
     pred = judge.predict(to_float_videos(videos)).numpy()
-    per_class = {name: float((pred[want == c] == c).mean()) for c, name in enumerate(names) if (want == c).any()}
-    return {"share": float((pred == want).mean()), "per_class": per_class, "videos": len(want),
+    asked = [(c, name) for c, name in enumerate(names) if (want == c).any()]
+    judged_as = {name: {seen: float((pred[want == c] == k).mean()) for k, seen in enumerate([*names, NONE])}
+                 for c, name in asked}
+    return {"share": float((pred == want).mean()), "per_class": {name: judged_as[name][name] for _, name in asked},
+            "judged_as": judged_as, "videos": len(want),
             "judged_none": float((pred == len(names)).mean())}  # no shape a viewer could name
 
 
