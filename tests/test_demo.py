@@ -154,15 +154,17 @@ def test_a_run_that_trained_too_little_says_so(tmp_path):
     run.state.finish("train-diffusion", {"step": 30})
     verdict = demo_report.training_verdict(run)
     assert not verdict["enough"] and "trained too little: 40 autoencoder steps of 8 clips" in verdict["note"]
+    at_batch = lambda b: demo.DemoRun(opts, load_config(  # noqa: E731
+        "demo", None, [f"ae_train.batch_size={b}", f"diffusion_train.batch_size={b}"]), run.state)
     run.state.finish("train-ae", {"step": demo_report.RECIPE_AE_STEPS})
     run.state.finish("train-diffusion", {"step": demo_report.RECIPE_DM_STEPS})
-    assert demo_report.training_verdict(run)["enough"]
-    # clips, not steps, count: an eighth of the recipe's steps at 8x its batch (a GPU run) is enough
-    big = demo.DemoRun(opts, load_config("demo", None, ["ae_train.batch_size=64", "diffusion_train.batch_size=64"]),
-                       run.state)
-    run.state.finish("train-ae", {"step": demo_report.RECIPE_AE_STEPS // 8})
-    run.state.finish("train-diffusion", {"step": demo_report.RECIPE_DM_STEPS // 8})
-    assert demo_report.training_verdict(big)["enough"] and not demo_report.training_verdict(run)["enough"]
+    assert demo_report.training_verdict(at_batch(demo_report.RECIPE_BATCH))["enough"]
+    # clips, not steps, count: the recipe's clips in fewer steps of 64 (a GPU run) are enough,
+    # the same steps of 8 (an eighth of the recipe's clips) are not
+    gpu_steps = lambda steps: -(-steps * demo_report.RECIPE_BATCH // 64)  # noqa: E731
+    run.state.finish("train-ae", {"step": gpu_steps(demo_report.RECIPE_AE_STEPS)})
+    run.state.finish("train-diffusion", {"step": gpu_steps(demo_report.RECIPE_DM_STEPS)})
+    assert demo_report.training_verdict(at_batch(64))["enough"] and not demo_report.training_verdict(run)["enough"]
 
 
 def test_state_refuses_other_settings(tmp_path):

@@ -28,9 +28,10 @@ TARGET_JUDGE_SHARE = 0.9  # class-conditional samples judged the class asked for
 TARGET_BOUNDARY_RATIO = 2.0  # clip-boundary jump / in-clip change, for long samples that are shapes
 TARGET_BUDGET_USE = 0.85  # share of --minutes used unless every step cap was reached
 # A run below ENOUGH_SHARE of the training clips the recipe's models see (the 30-minute CPU run of
-# benchmarks/RESULTS.md, "Demo": these steps at batch 8) trained too little for its samples to mean
-# much, and says so. Clips, not steps: a GPU run at batch 64 learns from 8x the clips a step.
-RECIPE_MINUTES, RECIPE_AE_STEPS, RECIPE_DM_STEPS, RECIPE_BATCH = 30.0, 3200, 3400, 8
+# benchmarks/RESULTS.md, "Demo", in two processes: these steps at a global batch of 16) trained too
+# little for its samples to mean much, and says so (a 15-minute run, 22 k diffusion clips, was judged
+# right in 34%). Clips, not steps: a GPU run at batch 64 learns from 4x the clips a step.
+RECIPE_MINUTES, RECIPE_AE_STEPS, RECIPE_DM_STEPS, RECIPE_BATCH = 30.0, 2500, 2900, 16
 ENOUGH_SHARE = 0.5
 SHEET_PAIRS = 2  # held-out real / reconstruction pairs on the sheet
 SHEET_GENERATED = 3  # 16-frame samples on the sheet
