@@ -291,8 +291,10 @@ def default_procs(device: torch.device) -> int:
 def demo_config(preset: str, overrides: list[str], device: torch.device, procs: int = 1) -> Config:
     """The preset with the device's batch sizes, then the user's --set: GPU_BATCH_OVERRIDES on CUDA;
     on a CPU, the preset's batch in each of `procs` processes (a global batch procs times it)."""
-    extra = GPU_BATCH_OVERRIDES if device.type == "cuda" else []
-    if device.type != "cuda" and procs > 1:
+    extra = []
+    if device.type == "cuda":
+        extra = GPU_BATCH_OVERRIDES
+    elif procs > 1:
         base = load_config(preset)
         extra = [f"ae_train.batch_size={procs * base.ae_train.batch_size}",
                  f"diffusion_train.batch_size={procs * base.diffusion_train.batch_size}"]
