@@ -59,10 +59,9 @@ JUDGE_BUDGET = {"n_train": 4096, "max_steps": 900, "max_seconds": 240.0}
 # and a 5-minute demo there judged 72% of its samples the class asked for at batch 64, 50% at batch
 # 8 (benchmarks/RESULTS.md, "Demo on a GPU"). The CPU keeps batch 8: batch 64 costs ~8x a step there.
 GPU_BATCH_OVERRIDES = ["ae_train.batch_size=64", "diffusion_train.batch_size=64"]
-# Stages that train in opts.procs processes on a CPU (`distributed.run_on_local_ranks`), each at
-# the preset's batch: on 2 cores two processes of one thread take 1.46x the UNet's clips a second of
-# one process of two threads (benchmarks/ranks.py; the autoencoder 1.06x), and the 30-minute demo's
-# judge share rose from 59-62% to 66-72% (benchmarks/RESULTS.md, "Demo").
+# Stages that train in opts.procs processes on a CPU, each at the preset's batch (why processes and
+# not threads: `distributed.run_on_local_ranks`); the 30-minute demo's judge share rose from 59-62%
+# in one process to 66-72% in two (benchmarks/RESULTS.md, "Demo").
 ON_RANKS = ("train-ae", "train-diffusion")
 BUSY_SHARE = 0.4  # a plan training for less than this share of the budget warns
 LONG_SEED = 1000  # 32-frame samples use seeds 1000, 1001, ... (the FVD samples use 0 .. N-1)
