@@ -82,7 +82,10 @@ def pvdm(*args: str, log: list[dict], timeout: float | None = None) -> dict:
     shown = "pvdm " + " ".join(shlex.quote(a) for a in args)
     print(f"$ {shown}", file=sys.stderr, flush=True)
     t0 = time.monotonic()
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None, text=True, timeout=timeout, cwd=ROOT)
+    # run from the caller's directory, so relative paths mean the same to pvdm as to the benchmark;
+    # the repository root on PYTHONPATH finds pvdm_cli there even when pvdm is not installed
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None, text=True, timeout=timeout, env=env)
     seconds = time.monotonic() - t0
     if proc.returncode != 0:
         raise SystemExit(f"benchmark: `{shown}` failed with exit code {proc.returncode}")
