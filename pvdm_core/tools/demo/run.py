@@ -161,13 +161,13 @@ def _stage_train_diffusion(run: DemoRun) -> dict:
     run_dir = prepare_run_dir(run.path("dm"), cfg, "train-diffusion")
     budget = _budget(run, "train-diffusion", run.state.data["diffusion_budget_s"])
     result = run_on_local_ranks(_train_diffusion_on, (cfg, run.path("ae"), run_dir, run.opts.device, _cap(budget),
-                                                     budget), run.opts.procs)
+                                                      budget), run.opts.procs)
     _stopped_by_user(result, "train-diffusion", run)
     return {**result, "budget_s": round(budget.total_s, 1)}
 
 
 def _train_diffusion_on(cfg: Config, ae_dir: Path, run_dir: Path, device: DeviceChoice, max_time: float,
-                       budget: TimeBudget) -> dict:
+                        budget: TimeBudget) -> dict:
     """train_diffusion on the autoencoder in `ae_dir`, loaded here: each rank process loads its own."""
     from pvdm_core.training.train_diffusion import DiffusionTrainOptions, train_diffusion
 
