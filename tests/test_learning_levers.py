@@ -96,13 +96,36 @@ def test_background_is_the_video_without_its_shape():
     assert torch.equal(synthetic_background(7, 4, 32), background)
 
 
+def test_shape_scale_shrinks_the_shape_and_keeps_its_draws():
+    full, half = (synthetic_video(7, 4, 32, single_shape=True, shape_scale=k) for k in (1.0, 0.5))
+    background = synthetic_background(7, 4, 32)
+    area = lambda v: (v != background).any(0).float().mean()  # noqa: E731  # share of pixels the shape covers
+    assert 0.15 < area(half) / area(full) < 0.4  # a quarter of the area, give or take the soft edge
+    assert torch.equal(synthetic_video(7, 4, 32, single_shape=True, shape_scale=1.0), synthetic_video(7, 4, 32, single_shape=True))
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="shape_scale"):
+            synthetic_video(7, 4, 32, single_shape=True, shape_scale=bad)
+
+
+def test_judge_learns_shapes_of_every_size(monkeypatch):
+    import pvdm_core.evaluation.metrics.shape_judge as shape_judge
+
+    seen = []
+    real = shape_judge.real_videos
+    monkeypatch.setattr(shape_judge, "real_videos", lambda *a: seen.append(a[3] if len(a) > 3 else None) or real(*a))
+    train_judge(n_train=24, n_test=6, frames=4, max_steps=1, min_scale=0.5)
+    train_scales, test_scales, any_size_scales = seen
+    assert train_scales.min() >= 0.5 and train_scales.max() <= 1 and train_scales.std() > 0.1
+    assert test_scales is None  # the class set as it is drawn: its held-out accuracy is the judge's accuracy
+
+
 def test_judge_names_no_shape_none_and_loads_old_three_class_judges():
     judge = train_judge(n_train=96, n_test=24, frames=4, max_steps=60)
-    assert set(judge.accuracy) == {"real", "none"} and judge.net[-1].out_features == len(SHAPES) + 1
+    assert set(judge.accuracy) == {"real", "any_size", "none"} and judge.net[-1].out_features == len(SHAPES) + 1
     assert judge.accuracy["none"] > 0.8  # a shapeless background is the easiest class
     assert Judge.from_state_dict(judge.state_dict()).net[-1].out_features == len(SHAPES) + 1
     old = train_judge(n_train=24, n_test=6, frames=4, max_steps=2, none_class=False)
-    assert "none" not in old.accuracy and Judge.from_state_dict(old.state_dict()).net[-1].out_features == len(SHAPES)
+    assert set(old.accuracy) == {"real", "any_size"} and Judge.from_state_dict(old.state_dict()).net[-1].out_features == len(SHAPES)
 
 
 def test_boundary_jump_of_a_cut_and_a_smooth_video():

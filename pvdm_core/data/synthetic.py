@@ -89,10 +89,14 @@ def _background(rand: Callable[..., torch.Tensor], t: torch.Tensor, x: torch.Ten
 
 
 def _render(seed: int, frames: int, resolution: int, single_shape: bool,
-            draw_shapes: bool = True) -> tuple[torch.Tensor, list[str]]:
+            draw_shapes: bool = True, shape_scale: float = 1.0) -> tuple[torch.Tensor, list[str]]:
     """(video (3, T, R, R) in [-1, 1], the kinds of its shapes in drawing order). The draws do not
     depend on frames or resolution, so the kinds of any size of video `seed` are the same.
-    `draw_shapes=False` leaves the shapes out: video `seed`'s background alone."""
+    `draw_shapes=False` leaves the shapes out: video `seed`'s background alone. `shape_scale`
+    (0 < s <= 1) shrinks every shape, the draws unchanged: the shape judge learns from shapes of
+    every size so that size, which differs between the classes, is not what it reads."""
+    if not 0 < shape_scale <= 1:
+        raise ValueError(f"shape_scale must be in (0, 1], got {shape_scale}")
     g = torch.Generator().manual_seed(seed)
 
     def rand(*shape: int) -> torch.Tensor:
@@ -117,6 +121,7 @@ def _render(seed: int, frames: int, resolution: int, single_shape: bool,
             if kind == "triangle":
                 radius = min(radius * SINGLE_TRIANGLE_SCALE, r * SINGLE_TRIANGLE_MAX_RADIUS)
             color = contrasting(color, video.mean((0, 1, 2)), SINGLE_SHAPE_CONTRAST)
+        radius *= shape_scale
         lo, span = radius, r - 2 * radius
         pos0, vel = rand(2) * span, (rand(2) - 0.5) * r * 0.1  # up to 1.6 px a frame at 32 px
         angle0, spin = rand(1) * 2 * math.pi, (rand(1) - 0.5) * 0.4  # up to 0.2 rad a frame
@@ -137,10 +142,12 @@ def synthetic_background(seed: int, frames: int, resolution: int) -> torch.Tenso
     return _render(seed, frames, resolution, single_shape=True, draw_shapes=False)[0]
 
 
-def synthetic_video(seed: int, frames: int, resolution: int, single_shape: bool = False) -> torch.Tensor:
+def synthetic_video(seed: int, frames: int, resolution: int, single_shape: bool = False,
+                    shape_scale: float = 1.0) -> torch.Tensor:
     """One video as float (3, T, R, R) in [-1, 1], deterministic in its arguments; 1-2 shapes, or
-    only the first of them, enlarged, with `single_shape` (the class-labelled set)."""
-    return _render(seed, frames, resolution, single_shape)[0]
+    only the first of them, enlarged, with `single_shape` (the class-labelled set); its shapes
+    drawn `shape_scale` times their size (see _render)."""
+    return _render(seed, frames, resolution, single_shape, shape_scale=shape_scale)[0]
 
 
 def synthetic_frames(seed: int, frames: int, resolution: int, single_shape: bool = False) -> np.ndarray:

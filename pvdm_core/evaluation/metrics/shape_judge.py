@@ -15,6 +15,13 @@ A judge that must pick one of three shapes names every smudge one of them: the f
 called faint, shapeless samples "triangles" (benchmarks/RESULTS.md, "Learning"). So it has a
 fourth class, "none", learnt from the same videos' backgrounds with no shape drawn (real frames
 too, degraded alike): a sample judged "none" shows no shape a viewer could name, and counts as wrong.
+
+The classes differ in size too (triangles are drawn largest, see data/synthetic.py), and a judge
+that learns from shapes of one size reads size as class: the earlier judge named 22 of 24 small
+real discs "triangle", and so counted large blobs as triangles (benchmarks/RESULTS.md, "Learning"
+7). So each training video's shape is drawn at a random scale in [min_scale, 1] of its size
+(`shape_scale`); the judge is still tested on the class set as it is, and on held-out videos of
+random scale ("any_size").
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from pvdm_core.data.datasets import SYNTHETIC_TEST_OFFSET
 from pvdm_core.data.synthetic import SHAPES, synthetic_background, synthetic_main_shape, synthetic_video
 
 JUDGE_SEEDS = 2_000_000  # the judge's own videos: after the train (0..) and test (1,000,000..) seeds
+JUDGE_MIN_SCALE = 0.5  # the smallest shape the judge learns from, relative to the class set's (radius >= 12% of the frame)
 
 
 NONE = "none"  # the judge's class for a frame with no shape in it: its index is len(SHAPES)
@@ -44,9 +52,13 @@ def make_net(outputs: int = len(SHAPES) + 1) -> nn.Module:
     return nn.Sequential(*stage(3, 32), *stage(32, 64), *stage(64, 64), nn.Flatten(), nn.LazyLinear(outputs))
 
 
-def real_videos(seeds: range, frames: int, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(videos (N, 3, T, R, R) in [-1, 1], labels (N,)) of class-labelled synthetic videos."""
-    videos = torch.stack([synthetic_video(s, frames, resolution, single_shape=True) for s in seeds])
+def real_videos(seeds: range, frames: int, resolution: int,
+                scales: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(videos (N, 3, T, R, R) in [-1, 1], labels (N,)) of class-labelled synthetic videos; video i's
+    shape drawn scales[i] times its size (default: as the class set draws it)."""
+    scales = torch.ones(len(seeds)) if scales is None else scales
+    videos = torch.stack([synthetic_video(s, frames, resolution, single_shape=True, shape_scale=float(k))
+                          for s, k in zip(seeds, scales)])
     labels = torch.tensor([SHAPES.index(synthetic_main_shape(s)) for s in seeds])
     return videos, labels
 
@@ -123,16 +135,19 @@ def backgrounds(seeds: range, frames: int, resolution: int) -> tuple[torch.Tenso
 
 def train_judge(ae: nn.Module | None = None, n_train: int = 4096, n_test: int = 192, frames: int = 16,
                 resolution: int = 32, max_steps: int = 900, max_seconds: float = 300.0, seed: int = 0,
-                none_class: bool = True) -> Judge:
-    """Train on 4 frames of each of n_train videos and of their blurred copies (through `ae`, or
-    box-blurred without one), plus n_train / 3 shapeless backgrounds ("none") with `none_class`;
-    test on every frame of n_test held-out test-split videos (and n_test / 3 backgrounds)."""
+                none_class: bool = True, min_scale: float = JUDGE_MIN_SCALE) -> Judge:
+    """Train on 4 frames of each of n_train videos (shapes at random scales in [min_scale, 1]) and
+    of their blurred copies (through `ae`, or box-blurred without one), plus n_train / 3 shapeless
+    backgrounds ("none") with `none_class`; test on every frame of n_test held-out test-split
+    videos as the class set draws them, of n_test at random scales, and of n_test / 3 backgrounds."""
     torch.manual_seed(seed)
-    x, y = real_videos(range(JUDGE_SEEDS, JUDGE_SEEDS + n_train), frames, resolution)
+    g = torch.Generator().manual_seed(seed)
+    scale = lambda n: min_scale + (1 - min_scale) * torch.rand(n, generator=g)  # noqa: E731
+    x, y = real_videos(range(JUDGE_SEEDS, JUDGE_SEEDS + n_train), frames, resolution, scale(n_train))
     if none_class:  # their own seeds, after the shapes' ones
         bx, by = backgrounds(range(JUDGE_SEEDS + n_train, JUDGE_SEEDS + n_train + n_train // 3), frames, resolution)
         x, y = torch.cat([x, bx]), torch.cat([y, by])
-    every, g = frames // 4, torch.Generator().manual_seed(seed)
+    every = frames // 4
     blurred = through_ae(ae, x)[:, :, ::every] if ae is not None else degrade(x[:, :, ::every], g)
     x = torch.cat([x[:, :, ::every], blurred])  # (2 N, 3, 4, R, R)
     y = torch.cat([y, y])
@@ -152,6 +167,9 @@ def train_judge(ae: nn.Module | None = None, n_train: int = 4096, n_test: int = 
     test = range(SYNTHETIC_TEST_OFFSET, SYNTHETIC_TEST_OFFSET + n_test)
     tx, ty = real_videos(test, frames, resolution)
     judge.accuracy["real"] = float((judge.predict(tx) == ty).float().mean())
+    test_any = range(SYNTHETIC_TEST_OFFSET + 2 * n_test, SYNTHETIC_TEST_OFFSET + 3 * n_test)
+    ax, ay = real_videos(test_any, frames, resolution, scale(n_test))
+    judge.accuracy["any_size"] = float((judge.predict(ax) == ay).float().mean())
     if none_class:
         bx, by = backgrounds(range(SYNTHETIC_TEST_OFFSET + n_test, SYNTHETIC_TEST_OFFSET + n_test + n_test // 3), frames, resolution)
         judge.accuracy["none"] = float((judge.predict(bx) == by).float().mean())

@@ -111,9 +111,10 @@ def _stage_judge(run: DemoRun) -> dict:
     log("training the shape judge on real class-labelled videos (its own seeds)")
     judge = train_judge(frames=d.frames, resolution=d.resolution, seed=run.opts.seed, **JUDGE_BUDGET)
     torch.save(judge.state_dict(), run.path("judge.pt"))
-    log(f"shape judge: {judge.accuracy['real']:.1%} right on held-out real videos, "
-        f"{judge.accuracy['none']:.1%} on their shapeless backgrounds")
-    return {"accuracy_real": judge.accuracy["real"], "accuracy_none": judge.accuracy["none"], "steps": judge.steps,
+    log(f"shape judge: {judge.accuracy['real']:.1%} right on held-out real videos, {judge.accuracy['any_size']:.1%} "
+        f"on ones whose shape is drawn at a random size, {judge.accuracy['none']:.1%} on shapeless backgrounds")
+    return {"accuracy_real": judge.accuracy["real"], "accuracy_any_size": judge.accuracy["any_size"],
+            "accuracy_none": judge.accuracy["none"], "steps": judge.steps,
             "seconds": round(judge.train_seconds, 1)}
 
 
