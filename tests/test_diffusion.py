@@ -36,6 +36,16 @@ def test_linear_schedule():
         linear_schedule(1000, 0.02, 0.01)
 
 
+def test_logsnr_shift_raises_every_log_snr_by_the_shift():
+    shifted = NoiseSchedule.from_config(DiffusionConfig(logsnr_shift=2.0))
+    logsnr = lambda s: torch.log(s.alphas_cumprod / (1 - s.alphas_cumprod))  # noqa: E731
+    torch.testing.assert_close(logsnr(shifted) - logsnr(SCHEDULE), torch.full((1000,), 2.0, dtype=torch.float64))
+    assert shifted.betas.min() > 0 and shifted.betas.max() < 1
+    assert (shifted.alphas_cumprod > 0.5).float().mean() == pytest.approx(0.496)  # the reference: 0.255
+    # alpha_bar_t = 1 / (1 + exp(-logsnr)): t = 500 of the reference has log-SNR -2.041 (worked by hand)
+    assert shifted.alpha_bar(500) == pytest.approx(1 / (1 + math.exp(2.041 - 2.0)), rel=1e-3)
+
+
 def test_ddim_grid_and_last_step_returns_x0():
     ts = ddim_timesteps(100)
     assert len(ts) == 100 and ts[:2] == [999, 989] and ts[-1] == 9

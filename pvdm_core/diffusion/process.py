@@ -58,7 +58,15 @@ class NoiseSchedule:
 
     @classmethod
     def from_config(cls, cfg: DiffusionConfig) -> NoiseSchedule:
-        return cls.linear(cfg.timesteps, cfg.beta_start, cfg.beta_end)
+        schedule = cls.linear(cfg.timesteps, cfg.beta_start, cfg.beta_end)
+        return schedule.shifted(cfg.logsnr_shift) if cfg.logsnr_shift else schedule
+
+    def shifted(self, shift: float) -> NoiseSchedule:
+        """The schedule with every log-SNR raised by `shift` (natural log; see
+        DiffusionConfig.logsnr_shift): alpha_bar'_t = sigmoid(logit(alpha_bar_t) + shift)."""
+        alpha_bar = torch.sigmoid(torch.logit(self.alphas_cumprod) + shift)  # (T,), still decreasing in t
+        previous = torch.cat([alpha_bar.new_ones(1), alpha_bar[:-1]])
+        return NoiseSchedule(1.0 - alpha_bar / previous)
 
     @property
     def num_timesteps(self) -> int:
