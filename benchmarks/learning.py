@@ -4,6 +4,7 @@
     python benchmarks/learning.py memorise --ae AE --out DIR --videos 1 --steps 600 [--set k=v ...]
     python benchmarks/learning.py score    --ae AE --dm DM --out DIR    # judge share, swaps, sheet
     python benchmarks/learning.py boundary --ae AE --dm DM --out DIR    # where the clip-boundary jump comes from
+    python benchmarks/learning.py probe    --ae AE --out DIR --videos 4096  # is the class in the content plane?
 
 - robust: real held-out latents plus Gaussian noise of sigma x (each plane's std), decoded; the
   judge's accuracy and PSNR against the clean reconstruction per sigma. A diffusion model's
@@ -15,6 +16,10 @@
 - score: class-conditional samples at guidance 0 and 2, judged (share of the requested class);
   then each generated plane swapped for the real latent of a test video of the same class and
   decoded: the plane whose swap raises the share most is the one the model gets wrong.
+- probe: a small CNN learns the class from the real content plane z_s alone (the first 16 frames
+  of V training videos, encoded), tested on 512 held-out videos, clean and with noise of sigma x
+  the plane's std: whether the class is in z_s, how much data it takes to learn, and how precise
+  a generated z_s must be to keep it.
 
 Every experiment appends one JSON line to DIR/results.jsonl and writes a PNG sheet.
 """
@@ -234,9 +239,47 @@ def boundary(args: argparse.Namespace) -> None:
                         "frames 8-23: clip 1 decoded, clip 2 (orange) generated from it", every=1)
 
 
+@torch.no_grad()
+def encode_content(ae: LoadedAE, seeds: range) -> tuple[torch.Tensor, torch.Tensor]:
+    """(z_s (N, C, h, w) of the first 16 frames of class-set videos `seeds`, labels (N,))."""
+    planes, labels = [], []
+    for first in range(0, len(seeds), 256):
+        videos, y = real_videos(seeds[first : first + 256], 16, 32)
+        planes += [ae.model.encode(videos[i : i + 64]).z_s for i in range(0, len(videos), 64)]
+        labels.append(y)
+    return torch.cat(planes), torch.cat(labels)
+
+
+def probe(args: argparse.Namespace) -> None:
+    ae = load_autoencoder(args.ae, CPU.device)
+    train_z, train_y = encode_content(ae, range(args.videos))
+    test_z, test_y = encode_content(ae, range(SYNTHETIC_TEST_OFFSET, SYNTHETIC_TEST_OFFSET + 512))
+    std = train_z.std()
+    train_z, test_z = train_z / std, test_z / std
+    width = 64
+    net = torch.nn.Sequential(torch.nn.Conv2d(train_z.shape[1], width, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.Conv2d(width, width, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.Conv2d(width, width, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.AdaptiveMaxPool2d(1), torch.nn.Flatten(), torch.nn.Linear(width, len(SHAPES)))
+    opt = torch.optim.AdamW(net.parameters(), 1e-3, weight_decay=1e-3)
+    for _ in range(args.steps):
+        i = torch.randint(0, len(train_z), (128,))
+        loss = torch.nn.functional.cross_entropy(net(train_z[i]), train_y[i])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        right = lambda z, y: float((net(z).argmax(1) == y).float().mean())  # noqa: E731
+        g = torch.Generator().manual_seed(1)
+        noisy = {f"held_out_noise{s:g}": right(test_z + s * torch.randn(test_z.shape, generator=g), test_y)
+                 for s in (0.1, 0.2, 0.3)}
+        record(args.out, {"experiment": "probe", "ae": str(args.ae), "videos": args.videos, "steps": args.steps,
+                          "train": right(train_z, train_y), "held_out": right(test_z, test_y), **noisy})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["robust", "memorise", "score", "boundary"])
+    ap.add_argument("what", choices=["robust", "memorise", "score", "boundary", "probe"])
     ap.add_argument("--ae", type=Path, required=True)
     ap.add_argument("--dm", type=Path)
     ap.add_argument("--out", type=Path, default=Path("runs/learning"))
@@ -252,7 +295,7 @@ def main() -> None:
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
-    {"robust": robust, "memorise": memorise, "score": score, "boundary": boundary}[args.what](args)
+    {"robust": robust, "memorise": memorise, "score": score, "boundary": boundary, "probe": probe}[args.what](args)
 
 
 if __name__ == "__main__":
