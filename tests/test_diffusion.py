@@ -42,7 +42,7 @@ def test_logsnr_shift_raises_every_log_snr_by_the_shift():
     torch.testing.assert_close(logsnr(shifted) - logsnr(SCHEDULE), torch.full((1000,), 2.0, dtype=torch.float64))
     assert shifted.betas.min() > 0 and shifted.betas.max() < 1
     assert (shifted.alphas_cumprod > 0.5).float().mean() == pytest.approx(0.496)  # the reference: 0.255
-    # alpha_bar_t = 1 / (1 + exp(-logsnr)): t = 500 of the reference has log-SNR -2.041 (worked by hand)
+    # alpha_bar_t = 1 / (1 + exp(-logsnr)); the reference's log-SNR at t = 500 is -2.041
     assert shifted.alpha_bar(500) == pytest.approx(1 / (1 + math.exp(2.041 - 2.0)), rel=1e-3)
 
 
