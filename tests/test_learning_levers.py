@@ -117,6 +117,7 @@ def test_judge_learns_shapes_of_every_size(monkeypatch):
     train_scales, test_scales, any_size_scales = seen
     assert train_scales.min() >= 0.5 and train_scales.max() <= 1 and train_scales.std() > 0.1
     assert test_scales is None  # the class set as it is drawn: its held-out accuracy is the judge's accuracy
+    assert any_size_scales.min() >= 0.5 and any_size_scales.max() <= 1  # "any_size": the training sizes
 
 
 def test_judge_names_no_shape_none_and_loads_old_three_class_judges():

@@ -59,6 +59,7 @@ class NoiseSchedule:
     @classmethod
     def from_config(cls, cfg: DiffusionConfig) -> NoiseSchedule:
         schedule = cls.linear(cfg.timesteps, cfg.beta_start, cfg.beta_end)
+        # no shift leaves the reference's table bit for bit (sigmoid(logit(x)) would round it)
         return schedule.shifted(cfg.logsnr_shift) if cfg.logsnr_shift else schedule
 
     def shifted(self, shift: float) -> NoiseSchedule:
