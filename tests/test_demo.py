@@ -234,3 +234,15 @@ def test_class_shares_say_what_each_class_was_judged_instead():
     assert out["per_class"] == {"disc": 1.0, "square": 0.5, "triangle": 0.5}
     assert out["judged_as"]["square"] == {"disc": 0.5, "square": 0.5, "triangle": 0.0, "none": 0.0}
     assert out["judged_as"]["triangle"]["none"] == 0.5
+
+
+def test_a_missed_judge_target_names_the_autoencoders_ceiling():
+    # samples reach the judge through the autoencoder: when its own reconstructions fall short of
+    # the target, a missed target says so; a met target is never marked missed for it
+    judge = lambda generated, recon: {"generated": {"share": generated}, "reconstructed": {"share": recon}}  # noqa: E731
+    capped = demo_report.judge_share_target(judge(0.72, 0.75))
+    assert not capped["met"] and capped["autoencoder_ceiling"] == 0.75
+    assert "75%" in capped["not_met_because"]
+    legible = demo_report.judge_share_target(judge(0.72, 0.97))
+    assert not legible["met"] and "not_met_because" not in legible  # the diffusion stage's miss alone
+    assert demo_report.judge_share_target(judge(0.93, 0.8))["met"]

@@ -103,7 +103,8 @@ def write_demo_sheet(run: DemoRun) -> Path:
     fvd, rec, judge = run.state.result("fvd"), run.state.result("reconstruct"), run.state.result("score").get("judge")
     ae, dm = run.state.result("train-ae"), run.state.result("train-diffusion")
     minutes, px = sum(run.state.data["seconds"].values()) / 60, run.cfg.data.resolution
-    shapes = (f"samples judged the class asked for: {judge['generated']['share']:.0%} (judge {run.state.result('judge')['accuracy_real']:.0%} "
+    shapes = (f"samples judged the class asked for: {judge['generated']['share']:.0%} (AE reconstructions "
+              f"{judge['reconstructed']['share']:.0%}; judge {run.state.result('judge')['accuracy_real']:.0%} "
               f"right on real videos); " if judge else "")
     title = (f"pvdm demo: {shapes}held-out AE PSNR {rec['psnr']:.1f} dB; FVD{fvd['frames']} generated "
              f"{fvd['generated']:.0f}, AE floor {fvd['reconstruction']:.0f}, untrained {fvd['untrained']:.0f}")
@@ -143,6 +144,18 @@ def training_verdict(run: DemoRun) -> dict:
             "recipe_batch": RECIPE_BATCH, **({"note": note} if note else {})}
 
 
+def judge_share_target(judge: dict) -> dict:
+    """The share of samples judged the class asked for, against the target. The samples reach the
+    judge through the autoencoder, so its own reconstructions of held-out videos bound what the
+    judge can credit: when they fall short of the target too, a missed target says so (the
+    30-minute demo's patch-4 autoencoder: 69-75% at every checkpoint, benchmarks/RESULTS.md
+    "Learning" 9). A share that meets the target is never marked missed for it."""
+    share, ceiling = judge["generated"]["share"], judge["reconstructed"]["share"]
+    why = (f"the autoencoder's own reconstructions of held-out videos are judged right in only {ceiling:.0%}: "
+           "samples decoded by it are held to that ceiling" if share < TARGET_JUDGE_SHARE and ceiling < TARGET_JUDGE_SHARE else "")
+    return {**_target(share, TARGET_JUDGE_SHARE, True, why), "autoencoder_ceiling": ceiling}
+
+
 def targets(run: DemoRun, total_s: float) -> dict:
     score = run.state.result("score")
     judge = score.get("judge")
@@ -152,7 +165,7 @@ def targets(run: DemoRun, total_s: float) -> dict:
                                   "every step cap was reached first" if capped else "")}
     if judge is None:
         return out
-    out["judge_share_requested_class"] = _target(judge["generated"]["share"], TARGET_JUDGE_SHARE, True)
+    out["judge_share_requested_class"] = judge_share_target(judge)
     shapes = judge["long"]["share"] >= TARGET_JUDGE_SHARE
     floor = floor_ratio(score["boundary"])
     notes = ([] if shapes else [f"the long samples are judged their class in only {judge['long']['share']:.0%}: no shapes to continue"]) \
