@@ -54,6 +54,7 @@ def test_synthetic_label_is_the_one_shape(monkeypatch):
             m.setattr(synthetic, "SINGLE_TRIANGLE_SCALE", 1.0)
             m.setattr(synthetic, "SINGLE_SHAPE_CONTRAST", 0.0)
             m.setattr(synthetic, "SINGLE_SHAPE_SLOWDOWN", (1.0, 1.0))
+            m.setattr(synthetic, "SINGLE_SHAPE_ROCKING", None)
             assert torch.equal(synthetic_video(seed, 6, 16, single_shape=True), video) == (len(kinds) == 1)
     assert min(counts.values()) >= 8  # each kind about a third
 
@@ -80,7 +81,25 @@ def test_class_set_shapes_contrast_with_their_background(monkeypatch):
         shape_colors = video[:, covered]  # (3, N), all the shape's one colour
         assert (shape_colors - shape_colors[:, :1]).abs().max() < 1e-6
         gap = shape_colors[:, 0].double() - background.double().mean((1, 2, 3))
-        assert (gap.abs() >= 0.25 - 1e-6).all(), (seed, gap)
+        assert (gap.abs() >= synthetic.SINGLE_SHAPE_CONTRAST - 1e-6).all(), (seed, gap)
+    assert synthetic.SINGLE_SHAPE_CONTRAST == 0.5
+
+
+def test_class_set_shapes_rock_about_an_upright_pose(monkeypatch):
+    import pvdm_core.data.synthetic as synthetic
+
+    real_mask, angles = synthetic._shape_mask, {}
+    monkeypatch.setattr(synthetic, "_shape_mask", lambda kind, dx, dy, r, angle: angles.update({kind: angle.flatten()})
+                        or real_mask(kind, dx, dy, r, angle))
+    swings = []
+    for seed in range(30):
+        angles.clear()
+        synthetic_video(seed, 128, 8, single_shape=True)  # a long video: spinning would drift far
+        (kind, angle), = angles.items()
+        off = angle - synthetic.UPRIGHT_ANGLE[kind]
+        assert off.abs().max() <= 0.25 + 1e-9, (seed, kind)  # never more than 14 degrees off upright
+        swings.append(float(off.max() - off.min()))
+    assert min(swings) > 0.1  # and every shape turns, back and forth
 
 
 def test_ucf101_class_list():
