@@ -50,7 +50,7 @@ SINGLE_SHAPE_CONTRAST = 0.5
 #   degrees over a 16-frame clip). PVDM's content plane pools each pixel over the clip; a shape
 #   that crosses the frame and turns half a revolution in one clip pools into a round smear, and
 #   the small decoders then draw every class as a disc (benchmarks/RESULTS.md, "Learning");
-SINGLE_SHAPE_SLOWDOWN = (0.3, 0.2)  # (velocity, spin)
+SINGLE_SHAPE_SLOWDOWN = (0.3, 0.2)  # (velocity, spin); spin only where SINGLE_SHAPE_ROCKING is None
 # - and it rocks about an upright pose instead of spinning from a random angle: the angle swings
 #   sinusoidally by an amplitude and period drawn from these ranges (radians, frames), so every
 #   frame shows a square as a diamond and a triangle apex up, within 14 degrees. At a random angle
